@@ -1,0 +1,84 @@
+"""The one configuration object of the pipeline, with one section per stage.
+
+Every field has a default tuned by ``benchmarks/``; a stage receives only its own section.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AudioConfig(_Section):
+    """Decoding: everything is resampled to ``sample_rate`` mono (or kept per channel)."""
+
+    sample_rate: int = Field(16000, gt=0)
+    block_seconds: float = Field(600.0, gt=0, description="Decode long files in blocks of this length.")
+    max_duration: float | None = Field(None, gt=0, description="Refuse audio longer than this (seconds).")
+
+
+class VADConfig(_Section):
+    """Silero voice activity detection."""
+
+    threshold: float = Field(0.5, gt=0, lt=1)
+    neg_threshold: float | None = Field(None, gt=0, lt=1, description="Hysteresis end threshold; default threshold-0.15.")
+    min_speech: float = Field(0.25, ge=0, description="Drop speech regions shorter than this (s).")
+    min_silence: float = Field(0.3, ge=0, description="Bridge pauses shorter than this (s).")
+    speech_pad: float = Field(0.03, ge=0, description="Pad each region on both sides (s).")
+    normalize_loudness: bool = Field(True, description="Scale quiet recordings up before VAD.")
+    target_rms_dbfs: float = -23.0
+
+
+class SegmentationConfig(_Section):
+    """Sliding windows over speech regions, each embedded once."""
+
+    window: float = Field(1.5, gt=0.2)
+    hop: float = Field(0.5, gt=0)
+    min_window: float = Field(0.4, gt=0, description="Speech regions shorter than this get no window of their own.")
+
+
+class EmbeddingConfig(_Section):
+    """Which speaker-embedding backend and how to run it."""
+
+    backend: Literal["resemblyzer", "ecapa"] = "resemblyzer"
+    source: str | None = Field(None, description="Backend weights: hub id or local directory (ecapa) / .pt file.")
+    device: str = "cpu"
+    batch_size: int = Field(128, gt=0)
+    num_threads: int | None = Field(None, gt=0, description="Torch threads; default all cores.")
+
+
+class ClusteringConfig(_Section):
+    """Speaker-count estimation and clustering of window embeddings."""
+
+    method: Literal["spectral", "kmeans"] = "spectral"
+    seed: int = 0
+    max_windows: int = Field(3000, gt=10, description="Cluster at most this many windows; assign the rest.")
+    single_speaker_threshold: float = Field(0.7, description="Mean pairwise cosine above which audio is one speaker.")
+    merge_threshold: float = Field(0.8, description="Merge clusters whose centroids' cosine is above this.")
+    p_percentile_grid: tuple[float, ...] = Field((0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5))
+
+
+class PostprocessConfig(_Section):
+    """From window labels to utterances."""
+
+    frame_step: float = Field(0.05, gt=0)
+    smoothing: float = Field(0.5, ge=0, description="Median-filter length over frame labels (s).")
+    min_utterance: float = Field(0.2, ge=0)
+    merge_gap: float = Field(0.5, ge=0, description="Join same-speaker pieces separated by less (s).")
+    unknown_confidence: float = Field(0.0, ge=0, le=1, description="Utterances below this confidence become UNKNOWN.")
+
+
+class PipelineConfig(_Section):
+    """Complete configuration of :class:`diarize.pipeline.DiarizationPipeline`."""
+
+    audio: AudioConfig = AudioConfig()
+    vad: VADConfig = VADConfig()
+    segmentation: SegmentationConfig = SegmentationConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+    clustering: ClusteringConfig = ClusteringConfig()
+    postprocess: PostprocessConfig = PostprocessConfig()

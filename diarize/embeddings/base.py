@@ -1,0 +1,33 @@
+"""The interface every speaker-embedding backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+
+class EmbeddingBackend(ABC):
+    """Maps fixed-rate mono speech to L2-normalised speaker vectors.
+
+    ``model_id`` names the weights: vectors from different ``model_id`` are not comparable.
+    """
+
+    model_id: str
+    dimension: int
+    sample_rate: int = 16000
+
+    @abstractmethod
+    def embed_windows(self, samples: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """Embed ``samples[starts[i]:ends[i]]`` for every i; returns float32 ``(n, dimension)``, unit rows."""
+
+    def embed(self, samples: np.ndarray) -> np.ndarray:
+        """One vector for a whole (single-speaker) signal: the normalised mean of its windows."""
+        n = len(samples)
+        win = int(1.5 * self.sample_rate)
+        hop = int(0.75 * self.sample_rate)
+        starts = np.arange(0, max(n - win, 0) + 1, hop, dtype=np.int64)
+        ends = np.minimum(starts + win, n)
+        vectors = self.embed_windows(samples, starts, ends)
+        mean = vectors.mean(axis=0)
+        return (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)
