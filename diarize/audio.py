@@ -140,7 +140,9 @@ def load_audio(source: AudioSource, config: AudioConfig = AudioConfig(), mono: b
     decoded = consumed / decoder.sample_rate
     if declared is not None and decoded < 0.99 * declared - 0.1:
         if consumed == 0:
-            raise CorruptAudioError(f"{inp.name}: truncated: header declares {declared:.2f} s of audio but none is present")
+            raise CorruptAudioError(
+                f"{inp.name}: truncated: header declares {declared:.2f} s of audio but none is present"
+            )
         warnings.warn(
             f"{inp.name}: truncated file: header declares {declared:.2f} s of audio but only {decoded:.2f} s "
             "could be decoded; using what is there",
@@ -183,13 +185,15 @@ def from_array(
         x = x[np.newaxis]
     elif x.ndim != 2:
         raise CorruptAudioError(f"{name}: expected shape (n,) or (channels, n), got {x.shape}")
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real) or not float(sample_rate).is_integer():
+    whole = isinstance(sample_rate, numbers.Real) and not isinstance(sample_rate, bool)
+    if not whole or not float(sample_rate).is_integer():
         raise CorruptAudioError(f"{name}: sample rate must be a whole number of Hz, got {sample_rate!r}")
     rate = int(sample_rate)
     channels, n = x.shape
     if channels > MAX_CHANNELS >= n:
         raise CorruptAudioError(
-            f"{name}: shape {x.shape} means {channels} channels (at most {MAX_CHANNELS}); pass (channels, n), e.g. samples.T"
+            f"{name}: shape {x.shape} means {channels} channels (at most {MAX_CHANNELS}); "
+            "pass (channels, n), e.g. samples.T"
         )
     _check_format(name, rate, channels)
     _check_max_duration(name, n / rate, config)
@@ -356,6 +360,11 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(text).split())
 
 
+def _decode_error(name: str, frames: int, sample_rate: int, exc: BaseException) -> CorruptAudioError:
+    """The error for a stream that breaks after ``frames`` good frames."""
+    return CorruptAudioError(f"{name}: decoding failed after {frames / sample_rate:.2f} s of audio: {_reason(exc)}")
+
+
 def _looks_like_audio(head: bytes) -> bool:
     """Whether the first bytes are an audio container's signature (so a failure means damage, not a wrong type)."""
     if head.startswith(_AUDIO_MAGICS) or head[4:8] == b"ftyp":
@@ -371,7 +380,7 @@ def _open_decoder(inp: _Input) -> _SoundFileDecoder | _PyAVDecoder:
         sf_error: BaseException | None = exc
     else:
         if sound_file.frames < _SF_UNKNOWN_FRAMES:
-            return _SoundFileDecoder(sound_file)
+            return _SoundFileDecoder(inp.name, sound_file)
         sound_file.close()  # libsndfile cannot read streams of unknown length reliably
         sf_error = None
     inp.rewind()
@@ -391,7 +400,7 @@ def _open_decoder(inp: _Input) -> _SoundFileDecoder | _PyAVDecoder:
             raise UnsupportedAudioError(f"{inp.name}: no audio stream in this {kind} file")
         if stream.codec_context is None:
             raise UnsupportedAudioError(f"{inp.name}: no decoder for the audio codec of this {kind} file")
-        return _PyAVDecoder(container, stream)
+        return _PyAVDecoder(inp.name, container, stream)
     except BaseException:
         container.close()
         raise
@@ -400,7 +409,8 @@ def _open_decoder(inp: _Input) -> _SoundFileDecoder | _PyAVDecoder:
 class _SoundFileDecoder:
     """Block reader over libsndfile (WAV, FLAC, OGG Vorbis/Opus, MP3, AIFF, ...)."""
 
-    def __init__(self, sound_file: sf.SoundFile) -> None:
+    def __init__(self, name: str, sound_file: sf.SoundFile) -> None:
+        self.name = name
         self._file = sound_file
         self.sample_rate = sound_file.samplerate
         self.channels = sound_file.channels
@@ -414,11 +424,23 @@ class _SoundFileDecoder:
     def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
         """Yield (k, channels) float32 blocks; the same buffer is reused, so consume each before the next."""
         buffer = np.empty((block_frames, self.channels), np.float32)
+        position = 0
         while True:
-            block = self._file.read(out=buffer)
-            if not len(block):
+            filled = 0
+            while filled < block_frames:  # read in slices so that a failure is located to within a slice
+                piece = buffer[filled : filled + min(_SLICE_FRAMES, block_frames - filled)]
+                try:
+                    got = len(self._file.read(out=piece))
+                except _DECODER_ERRORS as exc:
+                    raise _decode_error(self.name, position + filled, self.sample_rate, exc) from exc
+                if not got:
+                    break
+                filled += got
+            if filled:
+                yield buffer[:filled]
+                position += filled
+            if filled < block_frames:
                 return
-            yield block
 
     def close(self) -> None:
         self._file.close()
@@ -427,7 +449,8 @@ class _SoundFileDecoder:
 class _PyAVDecoder:
     """Block reader over FFmpeg through PyAV, for everything libsndfile cannot open (M4A/AAC, WebM, ...)."""
 
-    def __init__(self, container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> None:
+    def __init__(self, name: str, container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> None:
+        self.name = name
         self._container = container
         self._stream = stream
         context = stream.codec_context
@@ -447,17 +470,21 @@ class _PyAVDecoder:
     def blocks(self, block_frames: int) -> Iterator[np.ndarray]:
         """Yield (k, channels) float32 blocks; the same buffer is reused, so consume each before the next."""
         buffer = np.empty((block_frames, self.channels), np.float32)
-        filled = 0
-        for frame in self._frames():
-            start = 0
-            while start < len(frame):
-                take = min(block_frames - filled, len(frame) - start)
-                buffer[filled : filled + take] = frame[start : start + take]
-                filled += take
-                start += take
-                if filled == block_frames:
-                    yield buffer
-                    filled = 0
+        filled = position = 0
+        try:
+            for frame in self._frames():
+                start = 0
+                while start < len(frame):
+                    take = min(block_frames - filled, len(frame) - start)
+                    buffer[filled : filled + take] = frame[start : start + take]
+                    filled += take
+                    start += take
+                    if filled == block_frames:
+                        yield buffer
+                        filled = 0
+                position += len(frame)
+        except _DECODER_ERRORS as exc:
+            raise _decode_error(self.name, position, self.sample_rate, exc) from exc
         if filled:
             yield buffer[:filled]
 
@@ -582,8 +609,7 @@ def _assemble(
             tail_shape = (0,) if out_channels == 1 else (0, out_channels)
             sink.write(resampler.resample_chunk(np.zeros(tail_shape, np.float32), last=True))
     except _DECODER_ERRORS as exc:
-        good = consumed / in_rate
-        raise CorruptAudioError(f"{name}: decoding failed after {good:.2f} s of audio: {_reason(exc)}") from exc
+        raise _decode_error(name, consumed, in_rate, exc) from exc
     return sink.finish(), consumed
 
 
@@ -626,7 +652,7 @@ class _Sink:
 
 
 def _move(flat: np.ndarray, dst: int, src: int, n: int, chunk: int = 1 << 20) -> None:
-    """Copy ``flat[src:src+n]`` to ``flat[dst:dst+n]`` chunk by chunk, in the order that never overwrites unread data."""
+    """Copy ``flat[src:src+n]`` to ``flat[dst:dst+n]`` in chunks, in the order that never overwrites unread data."""
     starts = range(0, n, chunk)
     for i in starts if dst < src else reversed(starts):
         m = min(chunk, n - i)

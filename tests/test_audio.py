@@ -86,10 +86,23 @@ def wav_bytes(
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
+def wav_bytes_wide_channels(channels: int) -> bytes:
+    """A WAV whose fmt chunk packs the channel count as 32 bits (the real field is 16), shifting every later field."""
+    fmt = struct.pack("<HIIIHH", 1, channels, 16000, 32000, 2, 16)
+    data = b"\0\1" * 16000
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 def au_bytes(rate: int = 16000, channels: int = 1) -> bytes:
     """A Sun .au file (32-bit channel field) with 16-bit PCM."""
     data = (tone(440, 0.5, 16000) * 20000).astype(">i2").tobytes()
     return b".snd" + struct.pack(">IIIII", 24, len(data), 3, rate, channels) + data
+
+
+def noise_bytes(seed: int) -> bytes:
+    """Random bytes that start with no container signature (values below 0xC8, so no MPEG sync)."""
+    return bytes(np.random.default_rng(seed).integers(0, 200, 30000, dtype=np.uint8))
 
 
 def assert_names(exc_info: pytest.ExceptionInfo, name: str) -> None:
@@ -334,13 +347,14 @@ def test_missing_path_and_directory(tmp_path):
 
 BAD_FILES = {
     "text.wav": (lambda: b"this is not audio, just text\n" * 40, UnsupportedAudioError),
-    "noise.mp3": (lambda: bytes(np.random.default_rng(1).integers(0, 200, 30000, dtype=np.uint8)), UnsupportedAudioError),
-    "noise.m4a": (lambda: bytes(np.random.default_rng(2).integers(0, 200, 30000, dtype=np.uint8)), UnsupportedAudioError),
+    "noise.mp3": (lambda: noise_bytes(1), UnsupportedAudioError),
+    "noise.m4a": (lambda: noise_bytes(2), UnsupportedAudioError),
     "codec.wav": (lambda: wav_bytes(tag=0x7777), UnsupportedAudioError),
     "zero_rate.wav": (lambda: wav_bytes(rate=0), CorruptAudioError),
     "huge_rate.wav": (lambda: wav_bytes(rate=2_000_000), CorruptAudioError),
     "zero_channels.wav": (lambda: wav_bytes(channels=0), CorruptAudioError),
     "many_channels.wav": (lambda: wav_bytes(channels=65535, data=b"\0" * 65535 * 4), CorruptAudioError),
+    "billion_channels.wav": (lambda: wav_bytes_wide_channels(10**9), CorruptAudioError),
     "billion_channels.au": (lambda: au_bytes(channels=10**9), CorruptAudioError),
     "header_only.wav": (lambda: wav_bytes()[:36], CorruptAudioError),
     "no_data.wav": (lambda: wav_bytes(data=b"", declared=32000), CorruptAudioError),
@@ -433,7 +447,8 @@ def test_from_array_resamples_like_load_audio(tmp_path):
     path = tmp_path / "x.wav"
     sf.write(path, x.T, 44100, subtype="FLOAT")
     for mono in (True, False):
-        np.testing.assert_allclose(from_array(x, 44100, mono=mono).samples, load_audio(path, mono=mono).samples, atol=1e-6)
+        loaded = load_audio(path, mono=mono).samples
+        np.testing.assert_allclose(from_array(x, 44100, mono=mono).samples, loaded, atol=1e-6)
 
 
 def test_from_array_scales_integer_pcm_and_validates_shape_and_rate():
