@@ -254,6 +254,18 @@ def test_output_grows_when_header_gives_no_length(tmp_path, monkeypatch):
     assert audio_info(bytes(unknown)).duration == pytest.approx(3.0, abs=0.01)
 
 
+def test_rate_and_channel_change_mid_stream_is_converted(tmp_path):
+    first = write_pyav(tmp_path / "a.aac", tone(1000, 2.0, 44100)[None], 44100, "adts", "aac")
+    second = write_pyav(tmp_path / "b.aac", np.stack([tone(1000, 2.0, 22050)] * 2), 22050, "adts", "aac")
+    joined = tmp_path / "joined.aac"
+    joined.write_bytes(first.read_bytes() + second.read_bytes())
+    result = load_audio(joined)
+    assert abs(result.duration - 4.0) < 0.2
+    for part in (result.mono()[8000:24000], result.mono()[40000:56000]):
+        assert abs(peak_hz(part, 16000) - 1000) <= 2
+        assert rms(part) == pytest.approx(0.5 / np.sqrt(2), rel=0.1)
+
+
 def test_max_duration_refused_from_header_and_while_decoding(tmp_path):
     path = tmp_path / "three.flac"
     sf.write(path, tone(440, 3.0, 16000), 16000)
