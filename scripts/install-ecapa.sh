@@ -29,7 +29,7 @@ import sys
 
 probe = subprocess.run([sys.executable, "-c", "import torchaudio"], capture_output=True, text=True)
 if probe.returncode == 0:
-    print("install-ecapa: torchaudio imports with its native extension; nothing to remove")
+    print("install-ecapa: torchaudio imports; nothing to remove")
     sys.exit(0)
 if "Could not load this library" not in probe.stderr:
     sys.stderr.write(probe.stderr)
