@@ -32,7 +32,8 @@ class EcapaBackend(EmbeddingBackend):
     (hyperparams.yaml, embedding_model.ckpt, mean_var_norm_emb.ckpt, classifier.ckpt, label_encoder.txt).
     A local directory is read in place: its hyperparams' ``pretrained_path`` is pointed at it, so the
     published hyperparams.yaml works unmodified and nothing is fetched from the network.
-    ``sha256``, when given, must match embedding_model.ckpt before it is loaded.
+    ``sha256``, when given, must match embedding_model.ckpt: checked before loading a local directory,
+    right after fetching from the hub. ``allow_network=False`` uses only the local Hugging Face cache.
     """
 
     model_id = HUB_ID
