@@ -7,6 +7,7 @@ Install it with ``scripts/install-ecapa.sh`` (the ``ecapa`` extra plus a torchau
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -100,7 +101,13 @@ class EcapaBackend(EmbeddingBackend):
                 f"{len(missing)} tensors missing, e.g. {missing[:3]}"
             )
 
-    def embed_windows(self, samples: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    def embed_windows(
+        self,
+        samples: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        progress: Callable[[float], None] | None = None,
+    ) -> np.ndarray:
         """Embed windows in batches of near-equal length, zero-padded, with relative lengths ``wav_lens``.
 
         A batch spans at most one 10 ms feature hop of length difference: padding reaches into the
@@ -121,6 +128,7 @@ class EcapaBackend(EmbeddingBackend):
 
         lengths = ends - starts
         out = np.empty((len(starts), self.dimension), dtype=np.float32)
+        done = 0
         with torch.inference_mode():
             for idx in _batches(lengths, self.batch_size, _MAX_PAD):
                 width = max(int(lengths[idx].max()), _MIN_SAMPLES)
@@ -130,6 +138,9 @@ class EcapaBackend(EmbeddingBackend):
                 wav_lens = torch.from_numpy(lengths[idx] / width).float()
                 vectors = self.classifier.encode_batch(torch.from_numpy(batch), wav_lens)
                 out[idx] = vectors.reshape(len(idx), -1).float().cpu().numpy()
+                done += len(idx)
+                if progress:
+                    progress(done / len(starts))
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return (out / np.maximum(norms, 1e-12)).astype(np.float32)
 
