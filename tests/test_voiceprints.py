@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from _voiceprint_fakes import (
+from ._voiceprint_fakes import (
     CALIBRATION,
     FakeDiarizer,
     ToneBackend,

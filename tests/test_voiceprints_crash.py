@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _voiceprint_fakes import CALIBRATION, ToneBackend, energy_vad, result, speaker, tone, voice_vector
+from ._voiceprint_fakes import CALIBRATION, ToneBackend, energy_vad, result, speaker, tone, voice_vector
 
 from diarize.voiceprints import Voiceprints
 from diarize.voiceprints.store import EmbeddedStore
@@ -85,7 +85,7 @@ def _one_speaker():
 
 _CHILD = textwrap.dedent("""
     import os, signal, sys
-    from _voiceprint_fakes import CALIBRATION, ToneBackend, energy_vad, tone
+    from tests._voiceprint_fakes import CALIBRATION, ToneBackend, energy_vad, tone
     from diarize.voiceprints import Voiceprints
     from diarize.voiceprints.store import EmbeddedStore
 
@@ -106,7 +106,7 @@ def test_killed_process_leaves_old_or_new_state(tmp_path, when):
     with _open(tmp_path) as vp:
         vp.enroll("t", "Alice", tone(A, 6))
         old = _state(vp)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent)])}
+    env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
     proc = subprocess.run([sys.executable, "-c", _CHILD, str(tmp_path), when], env=env)
     assert proc.returncode == -signal.SIGKILL
     with _open(tmp_path) as vp:
@@ -121,7 +121,7 @@ def test_killed_process_leaves_old_or_new_state(tmp_path, when):
 
 _LOOP = textwrap.dedent("""
     import sys
-    from _voiceprint_fakes import CALIBRATION, ToneBackend, energy_vad, tone
+    from tests._voiceprint_fakes import CALIBRATION, ToneBackend, energy_vad, tone
     from diarize.voiceprints import Voiceprints
     from diarize.voiceprints.store import EmbeddedStore
 
@@ -136,7 +136,7 @@ _LOOP = textwrap.dedent("""
 
 @pytest.mark.parametrize("delay", [0.3, 1.1])
 def test_store_is_consistent_after_a_kill_at_any_moment(tmp_path, delay):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent)])}
+    env = {**os.environ, "PYTHONPATH": str(TESTS.parent)}
     proc = subprocess.Popen([sys.executable, "-c", _LOOP, str(tmp_path)], env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ready"

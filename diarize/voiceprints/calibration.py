@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -48,15 +47,12 @@ class Calibration:
         return asdict(self)
 
 
-def thresholds_path() -> Path:
-    """``$DIARIZE_MODELS_DIR/thresholds.json`` or the repository's ``models/thresholds.json``."""
-    root = os.environ.get("DIARIZE_MODELS_DIR")
-    base = Path(root) if root else Path(__file__).resolve().parents[2] / "models"
-    return base / "thresholds.json"
+#: Read from the source tree, like ``models/registry.json``.
+THRESHOLDS_PATH = Path(__file__).resolve().parents[2] / "models" / "thresholds.json"
 
 
 def _table() -> dict[str, dict]:
-    path = thresholds_path()
+    path = THRESHOLDS_PATH
     if path.is_file():
         try:
             return json.loads(path.read_text())["models"]

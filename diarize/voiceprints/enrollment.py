@@ -96,29 +96,6 @@ class EnrollmentReport:
 # --------------------------------------------------------------------------- quality gates
 
 
-class SileroVAD:
-    """Speech regions (seconds) of 16 kHz mono audio, with Silero VAD loaded on first use."""
-
-    def __init__(self, threshold: float = 0.5, min_speech: float = 0.25, min_silence: float = 0.3) -> None:
-        self.threshold, self.min_speech, self.min_silence = threshold, min_speech, min_silence
-        self._model = None
-        self._lock = threading.Lock()
-
-    def __call__(self, samples: np.ndarray) -> list[tuple[float, float]]:
-        import torch
-        from silero_vad import get_speech_timestamps, load_silero_vad
-
-        with self._lock:
-            if self._model is None:
-                self._model = load_silero_vad()
-            stamps = get_speech_timestamps(
-                torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), self._model,
-                threshold=self.threshold, sampling_rate=SAMPLE_RATE,
-                min_speech_duration_ms=int(self.min_speech * 1000),
-                min_silence_duration_ms=int(self.min_silence * 1000))
-        return [(s["start"] / SAMPLE_RATE, s["end"] / SAMPLE_RATE) for s in stamps]
-
-
 def to_samples(audio: AudioInput) -> tuple[np.ndarray, str]:
     """16 kHz mono float32 samples and a printable source name from any accepted audio input."""
     if isinstance(audio, np.ndarray):
@@ -173,7 +150,7 @@ def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | N
         result = diarizer(audio if not isinstance(audio, np.ndarray) else samples)
         vector, speech = _dominant(result, source, dominant_share, warnings)
     else:
-        regions = list((vad or _default_vad())(samples))
+        regions = list((vad or _default_vad)(samples))
         speech = float(sum(b - a for a, b in regions))
         if speech < MIN_SAMPLE_SPEECH:
             raise EnrollmentError(f"{source}: no speech found ({speech:.1f} s); silence or noise cannot be enrolled")
@@ -241,14 +218,19 @@ def _dominant(result: Result, source: str, share: float, warnings: list[str]) ->
     return np.asarray(main.centroid, dtype=np.float32), float(main.talk_time)
 
 
-_VAD: SileroVAD | None = None
+_VAD: Any = None
+_VAD_LOCK = threading.Lock()
 
 
-def _default_vad() -> SileroVAD:
+def _default_vad(samples: np.ndarray) -> Sequence[tuple[float, float]]:
+    """Speech regions by the pipeline's Silero VAD (default settings, loaded once, one caller at a time)."""
     global _VAD
-    if _VAD is None:
-        _VAD = SileroVAD()
-    return _VAD
+    with _VAD_LOCK:
+        if _VAD is None:
+            from ..vad import SileroVAD
+
+            _VAD = SileroVAD()
+        return [(float(a), float(b)) for a, b in _VAD(samples)]
 
 
 # --------------------------------------------------------------------------- the enrolled speakers
