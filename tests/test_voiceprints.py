@@ -239,8 +239,20 @@ def test_observing_a_file_twice_changes_nothing(vp):
 def test_two_speakers_of_one_file_never_share_a_voice(vp):
     vp.observe("t", "call-1", result(speaker("Speaker A", A)))
     links = vp.observe("t", "call-2", result(speaker("Speaker A", A, noise=0.05, seed=1),
-                                             speaker("Speaker B", A, noise=0.06, seed=2)))
-    assert links[0].voice_id != links[1].voice_id
+                                             speaker("Speaker B", A, talk_time=4.0, noise=0.06, seed=2)))
+    assert links[0].voice_id == vp.voices_in_file("t", "call-1")[0].voice_id
+    assert links[1].voice_id is None and links[1].fragment_of == "Speaker A"
+    assert vp.voices.voice("t", links[0].voice_id).n_observations == 2
+    assert len(vp.list_voices("t")) == 1
+
+
+def test_a_new_voice_split_by_the_diarizer_starts_one_voice(vp):
+    links = vp.observe("t", "call-1", result(speaker("Speaker A", B, talk_time=3.0, noise=0.05, seed=1),
+                                             speaker("Speaker B", B, talk_time=9.0, noise=0.05, seed=2),
+                                             speaker("Speaker C", C)))
+    assert links[1].new_voice and links[2].new_voice
+    assert links[0].voice_id is None and links[0].fragment_of == "Speaker B"
+    assert len(vp.list_voices("t")) == 2
 
 
 @pytest.mark.parametrize("guard", [True, False])

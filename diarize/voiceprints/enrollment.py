@@ -147,7 +147,11 @@ def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | N
     if peak < 1e-4:
         raise EnrollmentError(f"{source}: the sample is silent")
     if diarizer is not None:
-        result = diarizer(audio if not isinstance(audio, np.ndarray) else samples)
+        if isinstance(audio, np.ndarray):
+            from ..audio import Audio
+
+            audio = Audio(np.ascontiguousarray(samples[None, :]), SAMPLE_RATE)
+        result = diarizer(audio)
         vector, speech = _dominant(result, source, dominant_share, warnings)
     else:
         regions = list((vad or _default_vad)(samples))
@@ -172,30 +176,38 @@ def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | N
     return EnrollmentSample(vector, speech, source, digest, tuple(warnings))
 
 
-def _main_voice(windows: np.ndarray, separation: float) -> tuple[np.ndarray, float]:
-    """Unit centroid of the main voice among window embeddings, and its share of the windows.
+def two_means(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Split unit window embeddings in two groups (spherical two-means from the two most distant windows).
 
-    Two-means on the unit sphere from the two most distant windows; one voice if the two centroids
-    score at least ``separation`` or the sample is too short to tell.
+    Returns the two unit centroids and each window's group, or None when there is one group.
     """
     W = np.asarray(windows, dtype=np.float64)
-    W /= np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
-    whole = _unit(W.mean(axis=0))
+    W = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
     if len(W) < 4:
-        return whole, 1.0
+        return None
     sims = W @ W.T
     i, j = np.unravel_index(np.argmin(sims), sims.shape)
     centroids = W[[i, j]]
     for _ in range(20):
         labels = np.argmax(W @ centroids.T, axis=1)
         if labels.min() == labels.max():
-            return whole, 1.0
+            return None
         updated = np.stack([_unit(W[labels == k].mean(axis=0)) for k in (0, 1)])
         if np.allclose(updated, centroids):
             break
         centroids = updated
-    if float(centroids[0] @ centroids[1]) >= separation:
-        return whole, 1.0
+    return centroids, labels
+
+
+def _main_voice(windows: np.ndarray, separation: float) -> tuple[np.ndarray, float]:
+    """Unit centroid of the main voice among window embeddings, and its share of the windows.
+
+    One voice (all windows) unless two-means finds groups whose centroids score below ``separation``.
+    """
+    split = two_means(windows)
+    if split is None or float(split[0][0] @ split[0][1]) >= separation:
+        return _unit(np.asarray(windows, dtype=np.float64).mean(axis=0)), 1.0
+    centroids, labels = split
     main = int(np.argmax(np.bincount(labels, minlength=2)))
     return centroids[main], float(np.mean(labels == main))
 
