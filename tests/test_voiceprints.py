@@ -126,6 +126,15 @@ def test_diarizer_gate_keeps_a_dominant_speaker_with_a_warning(tmp_path):
         assert vp.speakers.nearest("t", voice_vector(A), 1)[0][1] @ voice_vector(A) > 0.99
 
 
+def test_diarizer_gate_joins_pieces_of_one_split_voice(tmp_path):
+    split = result(speaker("S1", A, talk_time=6.0, noise=0.1, seed=1),
+                   speaker("S2", A, talk_time=5.0, noise=0.1, seed=2))
+    with Voiceprints(EmbeddedStore(tmp_path), ToneBackend(), diarizer=FakeDiarizer(split),
+                     calibration=CALIBRATION) as vp:
+        report = vp.enroll("t", "Alice", tone(A, 10))
+        assert report.warnings == [] and report.speaker.speech_seconds == pytest.approx(11.0)
+
+
 def test_diarizer_gate_refuses_when_no_speaker_dominates(tmp_path):
     even = result(speaker("S1", A, talk_time=5.0), speaker("S2", B, talk_time=4.0))
     with Voiceprints(EmbeddedStore(tmp_path), ToneBackend(), diarizer=FakeDiarizer(even),

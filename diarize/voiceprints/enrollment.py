@@ -152,7 +152,7 @@ def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | N
 
             audio = Audio(np.ascontiguousarray(samples[None, :]), SAMPLE_RATE)
         result = diarizer(audio)
-        vector, speech = _dominant(result, source, dominant_share, warnings)
+        vector, speech = _dominant(result, source, dominant_share, separation, warnings)
     else:
         regions = list((vad or _default_vad)(samples))
         speech = float(sum(b - a for a, b in regions))
@@ -212,22 +212,28 @@ def _main_voice(windows: np.ndarray, separation: float) -> tuple[np.ndarray, flo
     return centroids[main], float(np.mean(labels == main))
 
 
-def _dominant(result: Result, source: str, share: float, warnings: list[str]) -> tuple[np.ndarray, float]:
-    speakers = [s for s in result.speakers if s.talk_time > 0]
+def _dominant(result: Result, source: str, share: float, separation: float,
+              warnings: list[str]) -> tuple[np.ndarray, float]:
+    """The main voice of a diarized sample: its largest speaker plus any speaker that sounds the same
+    (centroids at or above ``separation``: the diarizer split one voice)."""
+    speakers = sorted((s for s in result.speakers if s.talk_time > 0), key=lambda s: s.talk_time, reverse=True)
     if not speakers:
         raise EnrollmentError(f"{source}: no speech found; silence or noise cannot be enrolled")
-    speakers.sort(key=lambda s: s.talk_time, reverse=True)
-    main, total = speakers[0], sum(s.talk_time for s in speakers)
-    if len(speakers) > 1:
-        if main.talk_time / total < share:
+    if speakers[0].centroid is None:
+        raise EnrollmentError(f"{source}: the diarizer returned no voice vector for {speakers[0].label}")
+    main = _unit(speakers[0].centroid)
+    same = [s for s in speakers if s.centroid is not None and float(_unit(s.centroid) @ main) >= separation]
+    voice = float(sum(s.talk_time for s in same))
+    total = float(sum(s.talk_time for s in speakers))
+    if len(same) < len(speakers):
+        if voice / total < share:
             parts = ", ".join(f"{s.label} {s.talk_time / total:.0%}" for s in speakers)
             raise EnrollmentError(f"{source}: {len(speakers)} voices and none dominant ({parts}); "
                                   "enroll a sample of one speaker")
-        warnings.append(f"{source}: {len(speakers)} voices found; enrolled the main one "
-                        f"({main.talk_time:.1f} s of {total:.1f} s)")
-    if main.centroid is None:
-        raise EnrollmentError(f"{source}: the diarizer returned no voice vector for {main.label}")
-    return np.asarray(main.centroid, dtype=np.float32), float(main.talk_time)
+        warnings.append(f"{source}: {len(speakers) - len(same) + 1} voices found; enrolled the main one "
+                        f"({voice:.1f} s of {total:.1f} s)")
+    vector = _unit(np.sum([s.talk_time * _unit(s.centroid) for s in same], axis=0))
+    return vector.astype(np.float32), voice
 
 
 _VAD: Any = None
