@@ -144,6 +144,34 @@ def test_diarizer_gate_refuses_when_no_speaker_dominates(tmp_path):
         assert vp.list_speakers("t") == []
 
 
+def test_speaker_ids_follow_the_name_and_skip_ids_of_renamed_speakers(tmp_path):
+    ids = []
+    for sub in ("one", "two"):
+        with Voiceprints(EmbeddedStore(tmp_path / sub), ToneBackend(), vad=energy_vad, calibration=CALIBRATION) as vp:
+            ids.append(vp.enroll("t", "Alice", tone(A, 12)).speaker.speaker_id)
+    assert ids[0] == ids[1]
+    with Voiceprints(EmbeddedStore(tmp_path / "one"), ToneBackend(), vad=energy_vad, calibration=CALIBRATION) as vp:
+        vp.rename_speaker("t", "Alice", "Alice Smith")
+        fresh = vp.enroll("t", "alice", tone(B, 12)).speaker
+        assert fresh.speaker_id != ids[0]
+        assert vp.speakers.get("t", "Alice Smith").speaker_id == ids[0]
+        assert vp.identify("t", result(speaker("S", A)))[0].name == "Alice Smith"
+
+
+def test_metadata_must_be_json(vp):
+    with pytest.raises(EnrollmentError, match="JSON"):
+        vp.enroll("t", "Alice", tone(A, 12), metadata={"when": object()})
+
+
+def test_results_of_another_embedding_model_are_refused(vp):
+    other = result(speaker("Speaker A", A))
+    other.model = "speechbrain/spkrec-ecapa-voxceleb"
+    with pytest.raises(ModelMismatchError):
+        vp.identify("t", other)
+    with pytest.raises(ModelMismatchError):
+        vp.observe("t", "call-1", other)
+
+
 @pytest.mark.parametrize("name", ["", "   ", "a\nb", "x" * 300])
 def test_bad_names_are_refused(vp, name):
     with pytest.raises(EnrollmentError):

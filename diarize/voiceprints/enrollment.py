@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from ..errors import (
     SpeakerNotFoundError,
 )
 from ..result import Result
-from .store import Collection, NewPoint, StoredPoint
+from .store import POINT_NAMESPACE, Collection, NewPoint, StoredPoint
 
 SAMPLE_RATE = 16000
 #: Least speech (seconds) an enrollment needs in total, and per sample.
@@ -318,13 +319,17 @@ class SpeakerRegistry:
                                      f"{self.collection.model_id!r} voiceprint store")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise EnrollmentError("metadata must be a mapping")
+        try:
+            json.dumps(dict(metadata or {}), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise EnrollmentError(f"metadata must be JSON (strings, numbers, lists, mappings): {exc}") from None
         with self._lock:
             record = self._record(tenant, name)
             old_ids: list[str] = list(record.payload.get("sample_ids") or []) if record else []
             old = self.collection.retrieve(tenant, old_ids, with_vectors=True) if old_ids else []
             old_by_id = {p.id: p for p in old}
             old = [old_by_id[i] for i in old_ids if i in old_by_id]
-            speaker_id = record.payload["speaker_id"] if record else uuid.uuid4().hex
+            speaker_id = record.payload["speaker_id"] if record else self._new_speaker_id(tenant, name)
             new: dict[str, EnrollmentSample] = {}
             for s in samples:
                 sid = self.collection.id_of(tenant, "sample", f"{speaker_id}/{s.digest}")
@@ -366,6 +371,15 @@ class SpeakerRegistry:
             self.collection.upsert(tenant, [NewPoint("speaker", speaker_id, voiceprint, payload)])
             self.collection.flush()
             return EnrollmentReport(EnrolledSpeaker.from_payload(payload), record is None, len(new), warnings)
+
+    def _new_speaker_id(self, tenant: str, name: str) -> str:
+        """Derived from the name, so concurrent first enrollments of one name converge on one record;
+        a suffix skips ids still held by a renamed speaker."""
+        for n in range(1000):
+            candidate = uuid.uuid5(POINT_NAMESPACE, f"{tenant}\x1f{name_key(name)}\x1f{n}").hex
+            if not self.collection.retrieve(tenant, [self.collection.id_of(tenant, "speaker", candidate)]):
+                return candidate
+        return uuid.uuid4().hex
 
     @staticmethod
     def _check_consistency(name: str, vectors: list, weights: list, n_old: int,
