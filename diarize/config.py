@@ -25,7 +25,7 @@ class AudioConfig(_Section):
 class VADConfig(_Section):
     """Silero voice activity detection."""
 
-    threshold: float = Field(0.5, gt=0, lt=1)
+    threshold: float = Field(0.4, gt=0, lt=1)
     neg_threshold: float | None = Field(None, gt=0, lt=1, description="Hysteresis end threshold; default threshold-0.15.")
     min_speech: float = Field(0.25, ge=0, description="Drop speech regions shorter than this (s).")
     min_silence: float = Field(0.3, ge=0, description="Bridge pauses shorter than this (s).")
@@ -57,9 +57,9 @@ class ClusteringConfig(_Section):
 
     method: Literal["spectral", "kmeans"] = "spectral"
     seed: int = 0
-    max_windows: int = Field(3000, gt=10, description="Cluster at most this many windows; assign the rest.")
-    single_speaker_threshold: float = Field(0.7, description="Mean pairwise cosine above which audio is one speaker.")
+    max_windows: int = Field(1000, gt=10, description="Cluster at most this many windows; assign the rest.")
     merge_threshold: float = Field(0.8, description="Merge clusters whose centroids' cosine is above this.")
+    min_cluster_windows: int = Field(2, ge=1, description="Fold clusters with fewer windows into their nearest.")
     p_percentile_grid: tuple[float, ...] = Field((0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5))
 
 

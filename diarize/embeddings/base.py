@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Callable
 
 import numpy as np
 
@@ -18,8 +19,17 @@ class EmbeddingBackend(ABC):
     sample_rate: int = 16000
 
     @abstractmethod
-    def embed_windows(self, samples: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """Embed ``samples[starts[i]:ends[i]]`` for every i; returns float32 ``(n, dimension)``, unit rows."""
+    def embed_windows(
+        self,
+        samples: np.ndarray,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        progress: Callable[[float], None] | None = None,
+    ) -> np.ndarray:
+        """Embed ``samples[starts[i]:ends[i]]`` for every i; returns float32 ``(n, dimension)``, unit rows.
+
+        ``progress`` (if given) is called with the fraction done after each batch.
+        """
 
     def embed(self, samples: np.ndarray) -> np.ndarray:
         """One vector for a whole (single-speaker) signal: the normalised mean of its windows."""

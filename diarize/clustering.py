@@ -1,0 +1,109 @@
+"""Group window embeddings into speakers: spectral (default) or k-means, then merge look-alike clusters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.cluster import KMeans
+
+from .config import ClusteringConfig
+from .speaker_count import SpeakerBounds, estimate_speaker_count, spectral_embedding
+
+
+@dataclass(frozen=True)
+class Clustering:
+    """A speaker index per embedding (0..k-1, by first appearance) and each speaker's unit centroid."""
+
+    labels: np.ndarray
+    centroids: np.ndarray
+
+    @property
+    def num_speakers(self) -> int:
+        return len(self.centroids)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def centroids_of(embeddings: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """Unit mean embedding of each label 0..k-1."""
+    sums = np.zeros((k, embeddings.shape[1]), dtype=np.float64)
+    np.add.at(sums, labels, embeddings)
+    return _unit(sums).astype(np.float32)
+
+
+def representative_indices(n: int, limit: int) -> np.ndarray:
+    """At most ``limit`` indices spread evenly over ``range(n)`` (deterministic)."""
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+
+
+def merge_similar_clusters(
+    embeddings: np.ndarray, labels: np.ndarray, threshold: float, min_clusters: int, min_size: int = 1
+) -> np.ndarray:
+    """Merge clusters whose centroids are more similar than ``threshold``, and clusters smaller
+    than ``min_size``, most similar pair first, never going below ``min_clusters``."""
+    labels = labels.copy()
+    while True:
+        present = np.unique(labels)
+        k = len(present)
+        if k <= max(min_clusters, 1):
+            return labels
+        remap = np.searchsorted(present, labels)
+        centroids = centroids_of(embeddings, remap, k)
+        sizes = np.bincount(remap, minlength=k)
+        similarity = centroids @ centroids.T
+        np.fill_diagonal(similarity, -np.inf)
+        small = np.flatnonzero(sizes < min_size)
+        if len(small):
+            a = small[np.argmin(sizes[small])]
+            b = int(np.argmax(similarity[a]))
+        else:
+            a, b = np.unravel_index(np.argmax(similarity), similarity.shape)
+            if similarity[a, b] < threshold:
+                return labels
+        labels[remap == a] = present[b]
+
+
+def relabel_by_appearance(labels: np.ndarray) -> np.ndarray:
+    """Renumber labels 0..k-1 in order of first appearance."""
+    _, first = np.unique(labels, return_index=True)
+    order = labels[np.sort(first)]
+    mapping = np.empty(int(labels.max()) + 1, dtype=np.int64)
+    mapping[order] = np.arange(len(order))
+    return mapping[labels]
+
+
+def cluster_embeddings(embeddings: np.ndarray, bounds: SpeakerBounds, config: ClusteringConfig = ClusteringConfig()) -> Clustering:
+    """Cluster unit embeddings into between ``bounds.min_speakers`` and ``bounds.max_speakers`` speakers.
+
+    At most ``config.max_windows`` evenly spread embeddings are clustered (bounding time and the
+    quadratic affinity memory on long audio); every embedding then joins its nearest centroid.
+    """
+    n = len(embeddings)
+    if n == 0:
+        return Clustering(np.zeros(0, dtype=np.int64), np.zeros((0, embeddings.shape[1]), dtype=np.float32))
+    if n < 3 or bounds.max_speakers == 1:
+        return Clustering(np.zeros(n, dtype=np.int64), centroids_of(embeddings, np.zeros(n, dtype=np.int64), 1))
+    subset = representative_indices(n, config.max_windows)
+    sample = embeddings[subset]
+    estimate = estimate_speaker_count(sample, bounds, config.p_percentile_grid)
+    k = min(estimate.num_speakers, len(sample))
+    if config.method == "spectral":
+        features = _unit(spectral_embedding(estimate.affinity, k))
+    else:
+        features = sample
+    sample_labels = KMeans(k, init="k-means++", n_init=10, random_state=config.seed).fit_predict(features)
+    sample_labels = merge_similar_clusters(
+        sample, sample_labels, config.merge_threshold, bounds.min_speakers, config.min_cluster_windows
+    )
+    labels = relabel_by_appearance(sample_labels)
+    if len(subset) < n:
+        centroids = centroids_of(sample, labels, int(labels.max()) + 1)
+        nearest = np.argmax(embeddings @ centroids.T, axis=1)
+        nearest[subset] = labels
+        labels = relabel_by_appearance(nearest)
+    return Clustering(labels, centroids_of(embeddings, labels, int(labels.max()) + 1))

@@ -1,0 +1,85 @@
+"""The diarization pipeline: composes the stages, nothing more."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .audio import Audio, load_audio
+from .clustering import cluster_embeddings
+from .config import PipelineConfig
+from .embeddings import load_backend
+from .postprocess import assign_utterances
+from .result import Result, Speaker
+from .segmentation import sliding_windows
+from .speaker_count import speaker_bounds
+from .vad import SileroVAD
+
+ProgressCallback = Callable[[str, float], None]
+
+
+class DiarizationPipeline:
+    """Audio in, labeled utterances out. Models load once, in the constructor; calls are reentrant-free but cheap.
+
+    >>> pipeline = DiarizationPipeline()
+    >>> result = pipeline("meeting.wav", max_speakers=4)
+    """
+
+    def __init__(self, config: PipelineConfig = PipelineConfig()):
+        self.config = config
+        self.vad = SileroVAD(config.vad)
+        self.embedding_backend = load_backend(config.embedding)
+        # silero_vad sets torch to 1 thread on import: choose the count deliberately, after all imports.
+        torch.set_num_threads(config.embedding.num_threads or os.cpu_count() or 1)
+
+    def __call__(
+        self,
+        audio: Audio | str | os.PathLike | bytes,
+        num_speakers: int | None = None,
+        min_speakers: int | None = None,
+        max_speakers: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Result:
+        """Diarize ``audio`` (a path, encoded bytes or a loaded :class:`Audio`); speaker-count hints are optional."""
+        report = progress or (lambda stage, fraction: None)
+        report("decode", 0.0)
+        if not isinstance(audio, Audio):
+            audio = load_audio(audio, self.config.audio)
+        bounds = speaker_bounds(audio.duration, num_speakers, min_speakers, max_speakers)
+        samples = audio.mono()
+        report("vad", 0.05)
+        regions = self.vad(samples)
+        windows = sliding_windows(regions, audio.duration, self.config.segmentation)
+        report("embed", 0.1)
+        starts, ends = windows.sample_bounds(audio.sample_rate)
+        embeddings = self.embedding_backend.embed_windows(
+            samples, starts, ends, progress=lambda f: report("embed", 0.1 + 0.8 * f)
+        )
+        report("cluster", 0.9)
+        clustering = cluster_embeddings(embeddings, bounds, self.config.clustering)
+        similarity = embeddings @ clustering.centroids.T
+        utterances, clusters = assign_utterances(
+            regions, windows, clustering.labels, similarity, audio.duration, self.config.postprocess
+        )
+        speakers = [
+            Speaker(
+                label=name,
+                talk_time=sum(u.duration for u in utterances if u.speaker == name),
+                utterance_count=sum(1 for u in utterances if u.speaker == name),
+                centroid=clustering.centroids[index],
+            )
+            for name, index in clusters.items()
+        ]
+        report("done", 1.0)
+        return Result(
+            utterances=utterances,
+            speakers=speakers,
+            duration=audio.duration,
+            model=self.embedding_backend.model_id,
+            config=self.config.model_dump(mode="json"),
+            uri=Path(audio.path).stem if audio.path else "audio",
+        )
