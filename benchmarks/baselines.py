@@ -1,6 +1,6 @@
 """Baseline (a): the recipe practitioners copy today, Resemblyzer partial embeddings + Google's spectralcluster.
 
-1. Decode to 16 kHz mono; Silero VAD with our pipeline's ``VADConfig`` values (same loudness normalisation first).
+1. Decode to 16 kHz mono (soundfile + soxr); our pipeline's own VAD, ``diarize.vad.SileroVAD``, same ``VADConfig``.
 2. Concatenate the speech regions, keeping each region's offset (this replaces ``preprocess_wav``'s silence
    trimming, which loses the timestamps), and apply ``preprocess_wav``'s volume normalisation (-30 dBFS, up only).
 3. ``VoiceEncoder().embed_utterance(speech, return_partials=True, rate=16)``: 1.6 s partials every 62.5 ms.
@@ -22,11 +22,12 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 import soxr
-import torch
 from pyannote.core import Annotation, Segment
 
 from diarize.config import VADConfig
+from diarize.vad import SileroVAD
 
+BASELINE_VERSION = 1  # bump when the baseline changes: its cached hypotheses are then recomputed
 SR = 16000
 FRAME = 160  # 10 ms label frames
 RATE = 16
@@ -38,31 +39,6 @@ def load_mono(path: str) -> np.ndarray:
     audio, sr = sf.read(path, dtype="float32", always_2d=True)
     audio = audio.mean(axis=1)
     return soxr.resample(audio, sr, SR).astype(np.float32) if sr != SR else audio
-
-
-class SileroVAD:
-    """Silero VAD run with ``VADConfig``'s values; returns speech regions in samples."""
-
-    def __init__(self, config: VADConfig) -> None:
-        from silero_vad import load_silero_vad
-
-        self.config = config
-        self.model = load_silero_vad()
-
-    def __call__(self, samples: np.ndarray) -> list[tuple[int, int]]:
-        from silero_vad import get_speech_timestamps
-
-        c = self.config
-        x = samples
-        if c.normalize_loudness:
-            rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
-            x = np.clip(x * min(10 ** (c.target_rms_dbfs / 20) / rms, 100.0), -1, 1).astype(np.float32)
-        stamps = get_speech_timestamps(
-            torch.from_numpy(np.ascontiguousarray(x)), self.model, threshold=c.threshold, sampling_rate=SR,
-            min_speech_duration_ms=int(c.min_speech * 1000), min_silence_duration_ms=int(c.min_silence * 1000),
-            speech_pad_ms=int(c.speech_pad * 1000), neg_threshold=c.neg_threshold,
-        )
-        return [(int(s["start"]), int(s["end"])) for s in stamps]
 
 
 class ResemblyzerSpectral:
@@ -85,7 +61,7 @@ class ResemblyzerSpectral:
         from resemblyzer.audio import normalize_volume
 
         samples = load_mono(path)
-        regions = self.vad(samples)
+        regions = [(int(round(a * SR)), int(round(b * SR))) for a, b in self.vad(samples) if b > a]
         ann = Annotation(uri=uri)
         if not regions:
             return ann
