@@ -28,7 +28,7 @@ from .simulate import (FLOOR_DB, NOISE_SNR_DB, Piece, Turn, add_noise, choose_ov
 from .speech import SR, coloured_noise, db_to_gain
 
 SEED = 1234
-VERSION = 1  # bump whenever generation changes: cached files of another version are regenerated
+VERSION = 2  # bump whenever generation changes: cached files of another version are regenerated
 SIM_FILES = {"tune": 60, "heldout": 30}
 MAX_SPEAKERS = 6
 CALLS = 10
@@ -58,13 +58,15 @@ def corpus() -> Corpus:
     return Corpus(require_data() / "librispeech")
 
 
-def ami_items(limit: int | None = None) -> list[Item]:
-    """The nine AMI excerpts, scored inside their UEM."""
+def ami_items(names: list[str] | None = None) -> list[Item]:
+    """The nine AMI excerpts (or those named), scored inside their UEM."""
     root = require_data() / "ami-excerpts"
     refs = read_rttm(root / "reference.rttm")
     uems = read_uem(root / "reference.uem")
     items = []
-    for wav in sorted(root.glob("*.wav"))[:limit]:
+    for wav in sorted(root.glob("*.wav")):
+        if names is not None and wav.stem not in names:
+            continue
         ref = refs.get(wav.stem, Annotation(uri=wav.stem))
         items.append(Item(wav.stem, wav, ref, uems[wav.stem], sf.info(str(wav)).duration))
     return items
@@ -133,7 +135,8 @@ def _generate(folder: Path, uri: str, seed: int, gen: _Generated) -> dict[str, A
     meta = {
         "version": VERSION, "seed": seed, "uri": uri, "audio": audio.name, "sha256": _sha256(audio),
         "duration": gen.info["duration"], "channels": len(gen.channel_speakers), "info": gen.info,
-        "turns": [[t.speaker, t.piece.uid, t.piece.start, t.piece.end, t.onset, t.overlap, t.piece.backchannel]
+        "turns": [[t.speaker, t.piece.uid, t.piece.start, t.piece.end, t.onset, t.overlap, t.piece.backchannel,
+                   [[a - t.piece.start, b - t.piece.start] for a, b in t.piece.spans]]
                   for t in gen.turns] if len(gen.turns) < 5000 else len(gen.turns),
     }
     (folder / f"{uri}.json").write_text(json.dumps(meta, indent=1))
@@ -167,7 +170,8 @@ def _stats(turns: list[Turn], n: int) -> dict[str, Any]:
         "overlapping_turns": sum(t.overlap for t in turns),
         "overlap_turn_fraction": sum(t.overlap for t in turns) / max(len(turns), 1),
         "backchannels": sum(t.piece.backchannel for t in turns),
-        "speech_seconds": sum(t.piece.seconds for t in turns),
+        "turn_seconds": sum(t.piece.seconds for t in turns),
+        "speech_seconds": sum(t.piece.speech_seconds for t in turns),
     }
 
 

@@ -28,10 +28,10 @@ from .metrics import Scorer, overlap_share
 
 SETS = ("sim", "ami", "calls", "long", "embeddings")
 SYSTEMS = ("ours", "oracle-kmeans", "baseline")
-QUICK = {"sim": 6, "ami": 3, "calls": 3, "long": ["long-10m"],
-         "trials": {"single_readers": 40, "max_target": 150, "n_nontarget": 600}}
+QUICK = {"sim": 6, "ami": ["trn05", "trn08", "trn09"], "calls": 3, "long": ["long-10m"],
+         "trials": {"single_readers": 40, "max_target": 150, "n_nontarget": 3000}}
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 150)
 
 
 @dataclass
@@ -158,7 +158,7 @@ def diarization_set(items: list[Item], systems: dict[str, Any], opts: Options) -
             console.log(f"{item.uri:>16} {n:>14}: DER {row['der']:6.1%}  spk {row['pred_speakers']}/"
                         f"{row['true_speakers']}  {wall:5.1f} s")
     return {"dataset": dataset_info(items),
-            "systems": {n: {"load_s": round(systems[n].load_s, 3), **s.summary(), "files": s.files}
+            "systems": {n: {"load_s": round(systems[n].load_s, 3), **s.summary(), "per_file": s.files}
                         for n, s in scorers.items()}}
 
 
@@ -185,7 +185,7 @@ def long_set(items: list[Item], opts: Options) -> dict[str, Any]:
                     f"DER {row['der']:.1%}")
     return {"dataset": dataset_info(items),
             "systems": {"ours": {"load_s": round(sum(load) / max(len(load), 1), 3), **scorer.summary(),
-                                 "files": scorer.files}}}
+                                 "per_file": scorer.files}}}
 
 
 def dataset_info(items: list[Item]) -> dict[str, Any]:
@@ -248,8 +248,8 @@ def _brief(result: dict[str, Any]) -> dict[str, Any]:
             "count_mae", "rtf", "load_s")
     out = {n: {k: s[k] for k in keep if k in s} for n, s in result["systems"].items()}
     for n, s in result["systems"].items():
-        if s.get("files") and "peak_rss_mb" in s["files"][0]:
-            out[n]["peak_rss_mb"] = {r["uri"]: r["peak_rss_mb"] for r in s["files"]}
+        if s.get("per_file") and "peak_rss_mb" in s["per_file"][0]:
+            out[n]["peak_rss_mb"] = {r["uri"]: r["peak_rss_mb"] for r in s["per_file"]}
     return {"overlap_share_of_speech": result["dataset"]["overlap_share_of_speech"], "systems": out}
 
 
@@ -284,7 +284,7 @@ def _print_set(name: str, result: dict[str, Any]) -> None:
         t = Table(title="long: speed and memory (fresh process per file)")
         for col in ("File", "Hours", "RTF", "Wall s", "Peak RSS MB", "DER"):
             t.add_column(col, justify="right")
-        for r in result["systems"]["ours"]["files"]:
+        for r in result["systems"]["ours"]["per_file"]:
             t.add_row(r["uri"], f"{r['duration'] / 3600:.2f}", f"{r['rtf']:.4f}", f"{r['wall_s']:.1f}",
                       f"{r['peak_rss_mb']:.0f}", f"{r['der']:.1%}")
         console.print(t)

@@ -9,7 +9,7 @@ import numpy as np
 from pyannote.core import Annotation, Segment
 
 from .librispeech import Corpus
-from .speech import SR, coloured_noise, db_to_gain, lowest_energy_point, speech_bounds
+from .speech import SR, coloured_noise, db_to_gain, lowest_energy_point, speech_bounds, speech_spans
 
 TURN_SECONDS = (1.5, 8.0)  # turn lengths cut from utterances
 BACKCHANNEL_SECONDS = (0.3, 1.0)
@@ -19,20 +19,27 @@ OVERLAP_RATE = (0.05, 0.15)  # share of turns that start before the previous one
 MAX_OVERLAP = 1.5
 FLOOR_DB = -50.0  # room-tone floor relative to the speech level, on every file
 NOISE_SNR_DB = (10.0, 30.0)
+MIN_PAUSE = 0.5  # pauses this long inside a turn are silence in the reference; shorter ones count as speech
 
 
 @dataclass(frozen=True)
 class Piece:
-    """Trimmed speech ``[start, end)`` (samples) of one utterance."""
+    """Trimmed speech ``[start, end)`` (samples) of one utterance; ``spans`` are its speech stretches
+    (split at pauses of ``MIN_PAUSE`` or more), the first starting at ``start``, the last ending at ``end``."""
 
     uid: str
     start: int
     end: int
     backchannel: bool = False
+    spans: tuple[tuple[int, int], ...] = ()
 
     @property
     def seconds(self) -> float:
         return (self.end - self.start) / SR
+
+    @property
+    def speech_seconds(self) -> float:
+        return sum(e - s for s, e in self.spans) / SR
 
 
 @dataclass(frozen=True)
@@ -48,10 +55,10 @@ class Turn:
 
 
 def _trimmed(audio: np.ndarray, thr: float, uid: str, a: int, b: int, backchannel: bool = False) -> Piece | None:
-    bounds = speech_bounds(audio[a:b], thr)
-    if bounds is None:
+    spans = speech_spans(audio[a:b], thr, MIN_PAUSE)
+    if not spans:
         return None
-    return Piece(uid, a + bounds[0], a + bounds[1], backchannel)
+    return Piece(uid, a + spans[0][0], a + spans[-1][1], backchannel, tuple((a + s, a + e) for s, e in spans))
 
 
 def cut_pieces(corpus: Corpus, uid: str, rng: np.random.Generator, backchannel: bool) -> list[Piece]:
@@ -67,7 +74,7 @@ def cut_pieces(corpus: Corpus, uid: str, rng: np.random.Generator, backchannel: 
         cut = lowest_energy_point(audio, pos + lo, pos + hi)
         bc = _trimmed(audio, thr, uid, pos, cut, True)
         if bc is None or bc.end - bc.start < lo:
-            bc = Piece(uid, pos, max(cut, pos + lo), True)
+            bc = Piece(uid, pos, max(cut, pos + lo), True, ((pos, max(cut, pos + lo)),))
         pieces.append(bc)
         pos = bc.end
     lo_turn, hi_turn = TURN_SECONDS
@@ -142,12 +149,14 @@ def place(turns: Iterable[tuple[str, Piece, bool]], rng: np.random.Generator, st
 
 
 def reference(turns: list[Turn], uri: str, speakers: Iterable[str] | None = None) -> Annotation:
-    """Exact reference: one segment per placed trimmed turn (optionally only some speakers)."""
+    """Exact reference: one segment per speech stretch of each placed turn (optionally only some speakers)."""
     keep = None if speakers is None else set(speakers)
     ann = Annotation(uri=uri)
     for i, t in enumerate(turns):
         if keep is None or t.speaker in keep:
-            ann[Segment(t.onset / SR, t.end / SR), i] = t.speaker
+            for j, (s, e) in enumerate(t.piece.spans):
+                shift = t.onset - t.piece.start
+                ann[Segment((s + shift) / SR, (e + shift) / SR), f"{i}.{j}"] = t.speaker
     return ann
 
 

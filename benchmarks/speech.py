@@ -29,15 +29,31 @@ def energy_threshold(x: np.ndarray) -> float:
     return float(max(floor + 0.3 * (level - floor), level - 35.0))
 
 
-def speech_bounds(x: np.ndarray, threshold: float) -> tuple[int, int] | None:
-    """``(start, end)`` samples from the first to the last run of 30 ms above ``threshold``; None if none."""
+def speech_spans(x: np.ndarray, threshold: float, min_pause: float) -> list[tuple[int, int]]:
+    """Speech stretches ``[(start, end), ...]`` (samples): runs of 30 ms above ``threshold``, split only at
+    pauses of at least ``min_pause`` seconds."""
     active = frame_db(x) > threshold
     if len(active) < MIN_RUN:
-        return None
-    runs = np.flatnonzero(np.convolve(active.astype(np.int8), np.ones(MIN_RUN, np.int8), "valid") == MIN_RUN)
-    if len(runs) == 0:
-        return None
-    return int(runs[0] * HOP), int(min(len(x), (runs[-1] + MIN_RUN - 1) * HOP + FRAME))
+        return []
+    hits = np.flatnonzero(np.convolve(active.astype(np.int8), np.ones(MIN_RUN, np.int8), "valid") == MIN_RUN)
+    if len(hits) == 0:
+        return []
+    spans: list[tuple[int, int]] = []
+    first = prev = int(hits[0])
+    for h in hits[1:]:
+        h = int(h)
+        if h * HOP - ((prev + MIN_RUN - 1) * HOP + FRAME) >= min_pause * SR:
+            spans.append((first, prev))
+            first = h
+        prev = h
+    spans.append((first, prev))
+    return [(a * HOP, int(min(len(x), (b + MIN_RUN - 1) * HOP + FRAME))) for a, b in spans]
+
+
+def speech_bounds(x: np.ndarray, threshold: float) -> tuple[int, int] | None:
+    """``(start, end)`` samples from the first to the last run of 30 ms above ``threshold``; None if none."""
+    spans = speech_spans(x, threshold, np.inf)
+    return spans[0] if spans else None
 
 
 def lowest_energy_point(x: np.ndarray, lo: int, hi: int) -> int:

@@ -68,7 +68,7 @@ def make_trials(segs: list[Segment], seed: int, max_target: int | None, n_nontar
 
 
 def evaluate(backend: Any, corpus: Corpus, seed: int, single_readers: int | None = None,
-             max_target: int | None = None, n_nontarget: int = 3000) -> dict[str, Any]:
+             max_target: int | None = None, n_nontarget: int = 20000) -> dict[str, Any]:
     """EER / minDCF of cosine scores for each crop condition (optionally on a seeded subset of train-clean readers)."""
     segs = segments(corpus)
     if single_readers is not None:

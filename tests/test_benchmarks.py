@@ -97,18 +97,29 @@ def test_simulated_reference_is_exact(tmp_path, monkeypatch) -> None:
     item = datasets.sim_items("tune", 3)[2]  # three speakers, no added noise
     meta = json.loads(item.audio.with_suffix(".json").read_text())
     assert not item.info["noisy"] and item.num_speakers == 3
-    placed = sum((end - start) / SR for _, _, start, end, *_ in meta["turns"])
-    ref_total = sum(seg.duration for seg, _ in item.reference.itertracks())
-    assert ref_total == pytest.approx(placed, abs=1e-3)
-    assert len(list(item.reference.itertracks())) == len(meta["turns"])
+    # Every placed turn is trimmed (its first speech stretch starts it, its last ends it), and the reference is
+    # exactly those stretches, shifted to where the turn was placed.
+    stretches = [(onset + a, onset + b, spk) for spk, _, start, end, onset, *_, spans in meta["turns"]
+                 for a, b in spans]
+    assert all(spans[0][0] == 0 and spans[-1][1] == end - start for _, _, start, end, *_, spans in meta["turns"])
+    ref_tracks = sorted((seg.start, seg.end, label) for seg, _, label in item.reference.itertracks(yield_label=True))
+    expected = sorted((a / SR, b / SR, spk) for a, b, spk in stretches)
+    assert [t[2] for t in ref_tracks] == [t[2] for t in expected]
+    assert np.allclose([t[:2] for t in ref_tracks], [t[:2] for t in expected], atol=1e-3)  # RTTM keeps ms
+    placed = sum(b - a for a, b, _ in stretches) / SR
+    assert sum(seg.duration for seg, _ in item.reference.itertracks()) == pytest.approx(placed, abs=0.05)
+    assert placed == pytest.approx(item.info["speech_seconds"], abs=1e-3)
     assert 0.05 <= item.info["overlap_turn_fraction"] <= 0.15
-    # Outside the reference there is only the room-tone floor (50 dB under speech).
+    # Between turns there is only the room-tone floor (50 dB under speech); pauses inside turns are quiet too.
     x, sr = sf.read(item.audio, dtype="float32")
-    inside = np.zeros(len(x), dtype=bool)
+    speech, turns = np.zeros(len(x), dtype=bool), np.zeros(len(x), dtype=bool)
     for seg in item.reference.get_timeline().support():
-        inside[int(seg.start * sr) : int(seg.end * sr)] = True
+        speech[int(seg.start * sr) : int(seg.end * sr)] = True
+    for _, _, start, end, onset, *_ in meta["turns"]:
+        turns[onset : onset + end - start] = True
     level = lambda v: 10 * np.log10(np.mean(v.astype(np.float64) ** 2))  # noqa: E731
-    assert level(x[inside]) - level(x[~inside]) > 40
+    assert level(x[speech]) - level(x[~turns]) > 45
+    assert level(x[speech]) - level(x[~speech]) > 30
 
 
 @needs_data
