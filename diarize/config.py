@@ -18,7 +18,7 @@ class AudioConfig(_Section):
     """Decoding: everything is resampled to ``sample_rate`` mono (or kept per channel)."""
 
     sample_rate: int = Field(16000, gt=0)
-    block_seconds: float = Field(600.0, gt=0, description="Decode long files in blocks of this length.")
+    block_seconds: float = Field(60.0, gt=0, description="Decode long files in blocks of this length.")
     max_duration: float | None = Field(None, gt=0, description="Refuse audio longer than this (seconds).")
 
 

@@ -25,6 +25,10 @@ class EmptyAudioError(AudioError):
     """The audio holds no samples, or is too short to analyse."""
 
 
+class AudioTooLongError(AudioError):
+    """The audio is longer than the configured ``AudioConfig.max_duration``."""
+
+
 class ConfigError(DiarizeError, ValueError):
     """A configuration value or hint is invalid (e.g. ``min_speakers > max_speakers``)."""
 

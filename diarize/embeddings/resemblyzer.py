@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -26,7 +27,10 @@ class ResemblyzerBackend(EmbeddingBackend):
 
     def __init__(self, weights: str | None = None, device: str = "cpu", batch_size: int = 128):
         try:
-            from resemblyzer import VoiceEncoder
+            with warnings.catch_warnings():
+                # resemblyzer's webrtcvad dependency imports the deprecated pkg_resources.
+                warnings.simplefilter("ignore", UserWarning)
+                from resemblyzer import VoiceEncoder
         except ImportError as exc:
             raise ModelError(f"cannot import resemblyzer: {exc}") from exc
         try:
