@@ -1,4 +1,4 @@
-"""One pipeline run in a fresh process, for honest peak memory: prints a JSON line with times and ``ru_maxrss``.
+"""One pipeline run in a fresh process, for honest peak memory: prints a JSON line with times and peak RSS.
 
 ``python -m benchmarks.probe AUDIO --rttm OUT.rttm [--config CONFIG.json] [--num-speakers N]``
 """
@@ -13,6 +13,16 @@ from pathlib import Path
 
 
 def _rss_mb() -> float:
+    """Peak resident memory of this process image: ``VmHWM`` where Linux has it, else ``ru_maxrss``.
+
+    ``ru_maxrss`` alone is wrong in a child process: Linux carries the parent's high-water mark over the exec.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
