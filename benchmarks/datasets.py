@@ -118,8 +118,9 @@ def _cached(set_name: str, uri: str, seed: int, make: Any) -> Item:
     refs = read_rttm(folder / f"{uri}.rttm")
     duration = meta["duration"]
     channels = tuple(refs.get(f"{uri}.ch{c}", Annotation(uri=f"{uri}.ch{c}")) for c in range(meta.get("channels", 0)))
-    return Item(uri, folder / meta["audio"], refs.get(uri, Annotation(uri=uri)), Timeline([Segment(0, duration)], uri=uri),
-                duration, meta["info"], channels)
+    whole = Timeline([Segment(0, duration)], uri=uri)
+    ref = refs.get(uri, Annotation(uri=uri))
+    return Item(uri, folder / meta["audio"], ref, whole, duration, meta["info"], channels)
 
 
 def _generate(folder: Path, uri: str, seed: int, gen: _Generated) -> dict[str, Any]:

@@ -178,7 +178,8 @@ def long_set(items: list[Item], opts: Options) -> dict[str, Any]:
         probe = json.loads(proc.stdout.strip().splitlines()[-1])
         hyp = read_rttm(rttm).get(item.uri, Annotation(uri=item.uri))
         row = scorer.add(item.reference, hyp, item.uem, item.num_speakers, probe["wall_s"], item.duration,
-                         peak_rss_mb=round(probe["peak_rss_mb"], 1), rss_after_load_mb=round(probe["rss_after_load_mb"], 1),
+                         peak_rss_mb=round(probe["peak_rss_mb"], 1),
+                         rss_after_load_mb=round(probe["rss_after_load_mb"], 1),
                          load_s=round(probe["load_s"], 3))
         load.append(probe["load_s"])
         console.log(f"{item.uri:>16} {'ours':>14}: RTF {row['rtf']:.4f}  peak RSS {row['peak_rss_mb']:.0f} MB  "
@@ -249,7 +250,8 @@ def _brief(result: dict[str, Any]) -> dict[str, Any]:
     out = {n: {k: s[k] for k in keep if k in s} for n, s in result["systems"].items()}
     for n, s in result["systems"].items():
         if s.get("per_file") and "peak_rss_mb" in s["per_file"][0]:
-            out[n]["peak_rss_mb"] = {r["uri"]: r["peak_rss_mb"] for r in s["per_file"]}
+            fields = ("uri", "duration", "rtf", "wall_s", "peak_rss_mb", "load_s", "der")
+            out[n]["long_files"] = [{k: r[k] for k in fields} for r in s["per_file"]]
     return {"overlap_share_of_speech": result["dataset"]["overlap_share_of_speech"], "systems": out}
 
 
@@ -273,7 +275,8 @@ def _print_set(name: str, result: dict[str, Any]) -> None:
         console.print(table)
         return
     ds = result["dataset"]
-    table = Table(title=f"{name}: {ds['files']} files, {ds['hours']:.2f} h, overlap {ds['overlap_share_of_speech']:.1%} of speech")
+    table = Table(title=f"{name}: {ds['files']} files, {ds['hours']:.2f} h, "
+                        f"overlap {ds['overlap_share_of_speech']:.1%} of speech")
     table.add_column("System")
     for _, title, _ in _COLUMNS:
         table.add_column(title, justify="right")
@@ -306,13 +309,21 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines = [f"Commit {meta['commit']}, {'quick' if meta['quick'] else 'full'} run, seed {meta['seed']}, "
              f"{meta['machine']['cpus']} CPUs, torch threads {meta['machine']['torch_threads']}, "
              f"total {meta.get('total_wall_s', 0):.0f} s.", ""]
-    lines += ["| Set | System | Files | DER | DER forgiving | Miss | FA | Confusion | JER | Count exact | Count MAE | RTF |",
+    lines += ["| Set | System | Files | DER | DER forgiving | Miss | FA | Confusion | JER | Count exact | Count MAE "
+              "| RTF |",
               "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for set_name, s in summary["sets"].items():
         for sys_name, r in s.get("systems", {}).items():
             lines.append(f"| {set_name} | {sys_name} | {r['files']} | {r['der']:.1%} | {r['der_forgiving']:.1%} | "
                          f"{r['miss']:.1%} | {r['false_alarm']:.1%} | {r['confusion']:.1%} | {r['jer']:.1%} | "
                          f"{r['count_exact']:.0%} | {r['count_mae']:.2f} | {r['rtf']:.4f} |")
+    long_files = summary["sets"].get("long", {}).get("systems", {}).get("ours", {}).get("long_files", [])
+    if long_files:
+        lines += ["", "| Long file | Hours | RTF | Wall s | Peak RSS MB | Model load s | DER |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in long_files:
+            lines.append(f"| {r['uri']} | {r['duration'] / 3600:.2f} | {r['rtf']:.4f} | {r['wall_s']:.1f} | "
+                         f"{r['peak_rss_mb']:.0f} | {r['load_s']:.2f} | {r['der']:.1%} |")
     emb = summary["sets"].get("embeddings")
     if emb:
         lines += ["", f"Embeddings ({emb['backend']}):", "", "| Condition | EER | minDCF p=0.01 | minDCF p=0.05 |",

@@ -128,7 +128,8 @@ def choose_overlaps(order: list[tuple[str, Piece]], rng: np.random.Generator) ->
     return flags
 
 
-def place(turns: Iterable[tuple[str, Piece, bool]], rng: np.random.Generator, stop_at: float | None = None) -> list[Turn]:
+def place(turns: Iterable[tuple[str, Piece, bool]], rng: np.random.Generator,
+          stop_at: float | None = None) -> list[Turn]:
     """Lay turns on a timeline: a pause after the previous turn, or an overlap of its last 0.2-1.5 s."""
     placed: list[Turn] = []
     cursor = int(rng.uniform(0.3, 1.0) * SR)

@@ -50,7 +50,8 @@ def segments(corpus: Corpus) -> list[Segment]:
     return out
 
 
-def make_trials(segs: list[Segment], seed: int, max_target: int | None, n_nontarget: int) -> list[tuple[int, int, bool]]:
+def make_trials(segs: list[Segment], seed: int, max_target: int | None,
+                n_nontarget: int) -> list[tuple[int, int, bool]]:
     """``(i, j, same_speaker)`` index pairs into ``segs``."""
     rng = np.random.default_rng([seed, 5])
     by_reader: dict[str, list[int]] = {}
