@@ -25,6 +25,23 @@ def trim_silence(samples: np.ndarray, sample_rate: int = 16000, floor_db: float 
     return samples[loud[0] * hop : (loud[-1] + 1) * hop]
 
 
+def speech_spans(samples: np.ndarray, sample_rate: int = 16000, floor_db: float = -35.0, min_pause: float = 0.3):
+    """(start, end) seconds of speech inside a clean utterance: 20 ms frames within ``floor_db`` of the
+    loudest, with pauses shorter than ``min_pause`` bridged. Used as the exact reference of simulated audio."""
+    hop = sample_rate // 50
+    n = len(samples) // hop
+    energy = 10 * np.log10(np.mean(samples[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
+    loud = energy > energy.max() + floor_db
+    spans: list[list[float]] = []
+    for i in np.flatnonzero(loud):
+        t = i * hop / sample_rate
+        if spans and t - spans[-1][1] < min_pause:
+            spans[-1][1] = t + hop / sample_rate
+        else:
+            spans.append([t, t + hop / sample_rate])
+    return [(a, b) for a, b in spans]
+
+
 def reader_utterances(data_dir: Path, reader: str, count: int) -> list[np.ndarray]:
     """The first ``count`` utterances of a LibriSpeech test-other reader, silence-trimmed, 16 kHz."""
     files = sorted((data_dir / "librispeech" / "test-other" / reader).glob("*.flac"))[:count]
@@ -34,14 +51,15 @@ def reader_utterances(data_dir: Path, reader: str, count: int) -> list[np.ndarra
 def build_conversation(
     turns: list[tuple[str, np.ndarray]], seed: int = 0, sample_rate: int = 16000
 ) -> tuple[np.ndarray, Annotation]:
-    """Concatenate (speaker, speech) turns with 0.4–1.0 s pauses; returns audio and its exact reference."""
+    """Concatenate (speaker, speech) turns with 0.4–1.0 s pauses; returns audio and its reference (speech spans)."""
     rng = np.random.default_rng(seed)
     pieces, reference, cursor = [], Annotation(uri="conversation"), 0
     for speaker, speech in turns:
         gap = int(rng.uniform(0.4, 1.0) * sample_rate)
         pieces.append(np.zeros(gap, dtype=np.float32))
         cursor += gap
-        reference[Segment(cursor / sample_rate, (cursor + len(speech)) / sample_rate)] = speaker
+        for start, end in speech_spans(speech, sample_rate):
+            reference[Segment(cursor / sample_rate + start, cursor / sample_rate + end), len(reference)] = speaker
         pieces.append(speech)
         cursor += len(speech)
     pieces.append(np.zeros(sample_rate // 2, dtype=np.float32))
