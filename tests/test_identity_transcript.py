@@ -128,3 +128,11 @@ def test_attached_transcript_gives_utterances_text_and_keeps_far_words_unknown()
     assert out.unattributed == 2
     assert out.utterances[-1].start == 9.0 and out.utterances[-1].end == 9.6
     assert [len(w) for w in out.words] == [1, 1, 2, 2]
+
+
+def test_word_assignment_of_100k_words_to_5k_utterances_is_well_under_a_second():
+    from benchmarks.word_assignment import check_against_brute_force, measure
+
+    timing = measure(100_000, 5_000, repeats=1)
+    assert timing.sweep_s < 0.25 and timing.attach_s < 1.0, timing
+    assert check_against_brute_force(sample=500)
