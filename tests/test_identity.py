@@ -252,3 +252,12 @@ def test_cli_style_values():
             parse_channel_roles(bad)
     with pytest.raises(IdentificationError):
         parse_values("Agent,,Customer")
+
+
+def test_role_introductions_and_company_names():
+    show = [("A", "Good evening, I'll be your host tonight."), ("B", "Hello, glad to be on the show.")]
+    assert who(scripted(show, speaker_type="role", known_values=["Host", "Guest"])) == {
+        "A": (None, "Host"), "B": (None, "Guest")}
+    call = [("A", "Thank you for calling, this is Acme Bank, how can I help?"), ("B", "Hello, I have a question.")]
+    result = scripted(call, speaker_type="role", known_values=["Agent", "Customer"])
+    assert who(result)["A"] == (None, "Agent")  # a company introduced, not a person's name

@@ -17,7 +17,7 @@ from ..errors import IdentificationError
 from ..result import UNKNOWN, IdentificationSummary, Result
 from .assign import VoiceprintEvidence, combine, cue_fits, voiceprint_cues
 from .cues import Cue, transcript_cues
-from .lexicon import FIRST_SPEAKER_PRIORS
+from .lexicon import FIRST_SPEAKER_PRIORS, role_kind
 from .request import (Candidate, IdentificationRequest, SpeakerProfile, parse_channel_roles, parse_values,
                       requested_candidates)
 from .transcript import AttributedTranscript, Word, attach_transcript, attribute_words, load_transcript, parse_transcript
@@ -51,7 +51,9 @@ def identify(
         if vp.speaker_label not in labels:
             raise IdentificationError(f"voiceprint evidence names speaker {vp.speaker_label!r}, not in this result")
     vp_cues = voiceprint_cues(matches, config)
-    _add_unrequested(candidates, [q for q in vp_cues if q.weight > 0], "voiceprint")
+    open_set = _asks_for_names(request, candidates)
+    if open_set:
+        _add_unrequested(candidates, [q for q in vp_cues if q.weight > 0], "voiceprint")
     cues += vp_cues
     utterances = result.utterances
     if request.words:
@@ -61,7 +63,7 @@ def identify(
                      "(given to UNKNOWN)")
         said = transcript_cues(attributed, [c.name for c in candidates if c.name],
                                [c.role for c in candidates if c.role], config)
-        if not any(c.name for c in candidates if c.requested) and request.speaker_type != "role":
+        if open_set:
             _add_unrequested(candidates, [q for q in said if q.source == "introduction" and q.name], "introduction")
         cues += said
     priors = _prior_cues(result, request, config) if request.use_priors else []
@@ -99,6 +101,16 @@ def _channel_cues(result: Result, request: IdentificationRequest, config: Identi
     return cues
 
 
+def _asks_for_names(request: IdentificationRequest, candidates: list[Candidate]) -> bool:
+    """Whether people the request does not list may be named: it lists nobody, or asks for names but lists none.
+
+    Otherwise names the evidence brings (a voice, an introduction) only complete the listed identities.
+    """
+    if not candidates:
+        return True
+    return request.speaker_type == "name" and not any(c.name for c in candidates)
+
+
 def _add_unrequested(candidates: list[Candidate], cues: list[Cue], source: str) -> None:
     """Identities the request did not list but the evidence names (enrolled voices, self-introductions)."""
     for cue in cues:
@@ -106,8 +118,9 @@ def _add_unrequested(candidates: list[Candidate], cues: list[Cue], source: str) 
             continue
         if cue.name is None and source != "voiceprint":
             continue
-        candidates.append(Candidate(cue.name, cue.role if source == "voiceprint" else None,
-                                    None if source == "voiceprint" else cue.role, requested=False, source=source))
+        role = cue.role if source == "voiceprint" else None
+        kind = role_kind(role) if source == "voiceprint" else cue.role
+        candidates.append(Candidate(cue.name, role, kind, requested=False, source=source))
 
 
 def _prior_cues(result: Result, request: IdentificationRequest, config: IdentificationConfig) -> list[Cue]:

@@ -54,6 +54,8 @@ _STRONG_INTROS = (("my", "name", "is"), ("my", "name's"), ("the", "name's"), ("i
 _WEAK_INTROS = (("i'm",), ("i", "am"), ("im",), ("this", "is"), ("it's",))
 _ROLE_INTROS = (("i'm",), ("i", "am"), ("im",), ("i'll", "be"), ("i", "will", "be"), ("this", "is"),
                 ("i", "work", "as"))
+_TRIGGERS = _STRONG_INTROS + _WEAK_INTROS + tuple(t for t in _ROLE_INTROS if t not in _WEAK_INTROS)
+_INTRO_STARTS = frozenset(t[0] for t in _TRIGGERS)
 _AFTER_THIS_IS = frozenset({"from", "with", "at", "speaking", "calling", "here", "on", "over"})
 _FILLERS = frozenset({"uh", "um", "er", "erm", "ah", "uhm"})
 _DETERMINERS = frozenset({"your", "the", "a", "an", "one", "of", "today's", "tonight's", "our"})
@@ -70,6 +72,11 @@ _NOT_NAMES = frozenset({
     "um", "uh", "doing", "having", "getting", "new", "done", "ready", "sure", "right", "great", "thanks", "thank",
     "hi", "hello", "hey", "we", "you", "they", "he", "she", "me", "us", "them", "been", "being", "be", "was",
     "everyone", "everybody", "all", "guys", "folks", "team", "again", "much", "very", "lot", "bye", "sir", "madam",
+})
+_ORGANISATION_WORDS = frozenset({
+    "bank", "support", "services", "service", "inc", "ltd", "llc", "corp", "company", "group", "team", "department",
+    "insurance", "airlines", "airways", "clinic", "hospital", "office", "center", "centre", "desk", "line", "energy",
+    "telecom", "mobile", "store", "shop", "solutions", "systems", "technologies", "university", "college", "show",
 })
 
 
@@ -145,6 +152,8 @@ def _known_name(toks: tuple[_Tok, ...], j: int, aliases: set[tuple[str, ...]]) -
     k, title = j, None
     if toks[j].norm in TITLES and j + 1 < len(toks) and toks[j].stop == "":
         k, title = j + 1, toks[j].norm
+    if not any(alias[0] == toks[k].norm for alias in aliases):
+        return None
     for length in range(min(4, len(toks) - k), 0, -1):
         seq = tuple(t.norm for t in toks[k:k + length])
         if seq in aliases and all(t.stop == "" for t in toks[k:k + length - 1]):
@@ -166,19 +175,23 @@ def _open_name(toks: tuple[_Tok, ...], j: int, has_caps: bool) -> tuple[int, str
         end += 1
         if tok.stop or (not has_caps and end - k >= 2):
             break
-    if end == k:
-        return None
+    if end == k or end < len(toks) and toks[end].norm in _ORGANISATION_WORDS or any(
+            t.norm in _ORGANISATION_WORDS for t in toks[k:end]):
+        return None  # "this is Acme Bank": a company, not a person
     return end, " ".join(t.display for t in toks[j:end]), TITLE_KINDS.get(title or "")
 
 
-def _sentence(toks: tuple[_Tok, ...], j: int, limit: int = 20) -> str:
-    """The sentence around token ``j`` as recognised (at most ``limit`` words)."""
+def _sentence(toks: tuple[_Tok, ...], j: int, limit: int = 24) -> str:
+    """The sentence around token ``j`` as recognised; a long one is cut to ``limit`` words around ``j``."""
     a = j
-    while a > 0 and not _ends_sentence(toks[a - 1]) and j - a < limit // 2:
+    while a > 0 and not _ends_sentence(toks[a - 1]):
         a -= 1
     b = j
-    while b < len(toks) - 1 and not _ends_sentence(toks[b]) and b - a < limit:
+    while b < len(toks) - 1 and not _ends_sentence(toks[b]):
         b += 1
+    if b - a >= limit:
+        a = max(a, min(j - limit // 2, b + 1 - limit))
+        b = a + limit - 1
     return " ".join(t.raw for t in toks[a:b + 1])
 
 
@@ -194,7 +207,9 @@ def _introductions(turn: _Turn, aliases: set[tuple[str, ...]], roles: dict[str, 
                            toks[j].time, turn.label))  # "Maria here", "Sarah speaking"
             used.update(range(j, here[0] + 1))
             continue
-        for trigger in _STRONG_INTROS + _WEAK_INTROS:
+        if toks[j].norm not in _INTRO_STARTS:
+            continue
+        for trigger in _TRIGGERS:
             if not _starts_with(toks, j, trigger):
                 continue
             k = j + len(trigger)
@@ -202,8 +217,9 @@ def _introductions(turn: _Turn, aliases: set[tuple[str, ...]], roles: dict[str, 
                 k += 1
             if k >= len(toks) or _ends_sentence(toks[k - 1]):
                 break
-            found = _known_name(toks, k, aliases)
-            if found is None:
+            names_follow = trigger in _STRONG_INTROS or trigger in _WEAK_INTROS
+            found = _known_name(toks, k, aliases) if names_follow else None
+            if found is None and names_follow:
                 found = _open_name(toks, k, has_caps)
                 strong = trigger in _STRONG_INTROS
                 titled = found is not None and found[2] is not None

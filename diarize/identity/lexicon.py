@@ -61,7 +61,7 @@ ROLE_PHRASES: dict[str, tuple[str, ...]] = {
     "patient": (
         r"i'?ve (been having|had|got) (a|an|this|some|pain|trouble|headaches?|problems?)",
         r"it (hurts|aches|burns|itches)", r"my (chest|head|back|stomach|throat|knee|leg|arm|neck|shoulder|tooth) (hurts|is|has|feels)",
-        r"i (feel|felt) (sick|dizzy|tired|nauseous|weak|pain)", r"(the|my) (pain|symptoms?|cough|fever)",
+        r"i (feel|felt) (sick|dizzy|tired|nauseous|weak|pain)", r"my (pain|symptoms?|cough|fever)",
         r"i'?m (allergic|taking|on) ", r"should i (be worried|take)",
     ),
     "host": (
