@@ -3,7 +3,8 @@
 Crosstalk bleed, the other party heard faintly in a channel, is gated out frame by frame before a channel
 is diarized (so it never becomes a speaker of its own) and any utterance still dominated by another
 channel is dropped afterwards (so nothing is reported twice). Channels that carry one identical signal
-are diarized once, as mono.
+are diarized once, as mono. Levels are compared as recorded, so a party whose line is much quieter than the
+other's (by more than ``bleed_db`` less the bleed's own attenuation) can leak into the louder channel.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from .postprocess import speaker_label
 from .result import UNKNOWN, Result, Speaker, Utterance
 
 _SILENT_DB = -120.0
+_BLOCK_FRAMES = 1 << 14  # level and correlation are computed this many frames at a time
 
 
 def frame_levels(samples: np.ndarray, sample_rate: int, frame: float) -> np.ndarray:
@@ -30,22 +32,29 @@ def frame_levels(samples: np.ndarray, sample_rate: int, frame: float) -> np.ndar
     n = samples.shape[1] // hop
     power = np.empty((samples.shape[0], n), np.float64)
     for c, x in enumerate(samples):
-        power[c] = np.mean(np.square(x[: n * hop].reshape(n, hop), dtype=np.float64), axis=1)
+        frames = x[: n * hop].reshape(n, hop)
+        for a in range(0, n, _BLOCK_FRAMES):  # in blocks: no float64 copy of a long channel
+            block = frames[a:a + _BLOCK_FRAMES].astype(np.float64)
+            power[c, a:a + _BLOCK_FRAMES] = np.einsum("ij,ij->i", block, block) / hop
     return 10 * np.log10(power + 10 ** (_SILENT_DB / 10))
 
 
 def identical_channels(samples: np.ndarray, min_correlation: float = 0.999) -> bool:
     """Whether every channel is (a scaled copy of) the first one: a stereo file that is really mono."""
-    first = samples[0].astype(np.float64)
-    norm = float(np.dot(first, first))
+    step = _BLOCK_FRAMES * 320
     for x in samples[1:]:
-        other = x.astype(np.float64)
-        energy = float(np.dot(other, other))
-        if norm == 0.0 or energy == 0.0:
-            if norm != energy:
+        first_energy = other_energy = cross = 0.0
+        for a in range(0, samples.shape[1], step):
+            u = samples[0, a:a + step].astype(np.float64)
+            v = x[a:a + step].astype(np.float64)
+            first_energy += float(u @ u)
+            other_energy += float(v @ v)
+            cross += float(u @ v)
+        if first_energy == 0.0 or other_energy == 0.0:
+            if first_energy != other_energy:
                 return False
             continue
-        if float(np.dot(first, other)) / np.sqrt(norm * energy) < min_correlation:
+        if cross / np.sqrt(first_energy * other_energy) < min_correlation:
             return False
     return True
 
