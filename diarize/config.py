@@ -78,7 +78,7 @@ class MultichannelConfig(_Section):
 
     frame: float = Field(0.02, gt=0, description="Level-comparison frame (s).")
     bleed_db: float = Field(12.0, gt=0, description="A channel this far below another at the same time is bleed.")
-    bleed_spread: float = Field(0.04, ge=0, description="Compare with the other channel's peak within this (s): delays.")
+    bleed_spread: float = Field(0.04, ge=0, description="Compare with the other channel's peak this near (s).")
     identical_correlation: float = Field(0.999, gt=0, le=1, description="Channels this correlated are one signal.")
 
 
@@ -98,7 +98,7 @@ class IdentificationConfig(_Section):
     opens_closes: float = 1.0
     mention: float = Field(-0.3, le=0, description="Saying a name or role word hints it is someone else.")
     prior: float = Field(0.5, gt=0, description="Weight of a weak prior (only with use_priors, only if undecided).")
-    max_word_gap: float = Field(1.0, ge=0, description="Words this near an utterance join it; farther ones are UNKNOWN.")
+    max_word_gap: float = Field(1.0, ge=0, description="Words this near an utterance join it, others are UNKNOWN.")
 
 
 class PipelineConfig(_Section):

@@ -149,7 +149,9 @@ class MultichannelDiarizer:
         return _annotated(result, {"channels": channels, "mode": "per channel", "bleed_utterances_dropped": dropped})
 
 
-def _relabel(utterances: list[Utterance], speakers: list[Speaker], channel: int) -> tuple[list[Utterance], list[Speaker]]:
+def _relabel(
+    utterances: list[Utterance], speakers: list[Speaker], channel: int
+) -> tuple[list[Utterance], list[Speaker]]:
     """Channel-prefixed labels (``2A``…) in order of first appearance among the kept utterances; empty speakers go."""
     names: dict[str, str] = {}
     for u in utterances:

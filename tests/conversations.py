@@ -97,7 +97,8 @@ def build_scripted(
             tracks[s].append(np.zeros(gap + len(speech), np.float32))
         tracks[speaker][-1][gap:] = speech
         start = (cursor + gap) / SR
-        spans = tuple((start + a, start + b) for a, b in speech_spans(speech, SR)) or ((start, start + len(speech) / SR),)
+        spans = tuple((start + a, start + b) for a, b in speech_spans(speech, SR))
+        spans = spans or ((start, start + len(speech) / SR),)
         turns.append(Turn(speaker, text, spans[0][0], spans[-1][1], spans))
         cursor += gap + len(speech)
     tail = np.zeros(SR // 2, np.float32)

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from diarize.errors import IdentificationError, TranscriptError
-from diarize.identity import IdentificationRequest, attach_transcript, attribute_words, load_transcript, parse_transcript
+from diarize.identity import (
+    IdentificationRequest,
+    attach_transcript,
+    attribute_words,
+    load_transcript,
+    parse_transcript,
+)
 from diarize.identity.transcript import Word, interval_tracks
 from diarize.result import UNKNOWN, Utterance
 

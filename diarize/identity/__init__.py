@@ -18,9 +18,22 @@ from ..result import UNKNOWN, IdentificationSummary, Result
 from .assign import VoiceprintEvidence, combine, cue_fits, voiceprint_cues
 from .cues import Cue, transcript_cues
 from .lexicon import FIRST_SPEAKER_PRIORS, role_kind
-from .request import (Candidate, IdentificationRequest, SpeakerProfile, parse_channel_roles, parse_values,
-                      requested_candidates)
-from .transcript import AttributedTranscript, Word, attach_transcript, attribute_words, load_transcript, parse_transcript
+from .request import (
+    Candidate,
+    IdentificationRequest,
+    SpeakerProfile,
+    parse_channel_roles,
+    parse_values,
+    requested_candidates,
+)
+from .transcript import (
+    AttributedTranscript,
+    Word,
+    attach_transcript,
+    attribute_words,
+    load_transcript,
+    parse_transcript,
+)
 
 __all__ = [
     "AttributedTranscript", "Cue", "IdentificationRequest", "SpeakerProfile", "VoiceprintEvidence", "Word",
@@ -94,7 +107,8 @@ def _channel_cues(result: Result, request: IdentificationRequest, config: Identi
     for speaker in result.speakers:
         role = request.channel_roles.get(speaker.channel or 0)
         if role is not None:
-            cues.append(Cue("channel", speaker.label, config.channel, None, role, f"channel {speaker.channel} is {role}"))
+            text = f"channel {speaker.channel} is {role}"
+            cues.append(Cue("channel", speaker.label, config.channel, None, role, text))
     for channel in request.channel_roles:
         if not any(s.channel == channel for s in result.speakers):
             notes.append(f"channel {channel} ({request.channel_roles[channel]}) has no speech")

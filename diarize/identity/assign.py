@@ -38,8 +38,8 @@ class VoiceprintEvidence:
 
     @classmethod
     def from_match(cls, match: Any) -> "VoiceprintEvidence":
-        """From any object with ``label``/``speaker_label``, ``name``, ``role``, ``score``, ``confidence`` attributes."""
-        label = getattr(match, "speaker_label", None) or getattr(match, "label")
+        """From any object with ``label`` (or ``speaker_label``), ``name``, ``role``, ``score``, ``confidence``."""
+        label = getattr(match, "speaker_label", None) or match.label
         return cls(label, getattr(match, "name", None), getattr(match, "role", None),
                    getattr(match, "score", None), getattr(match, "confidence", None))
 

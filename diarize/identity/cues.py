@@ -69,9 +69,9 @@ _NOT_NAMES = frozenset({
     "with", "at", "in", "on", "of", "to", "for", "is", "it", "this", "that", "yes", "no", "sorry", "fine", "good",
     "okay", "ok", "calling", "speaking", "going", "gonna", "trying", "looking", "glad", "happy", "afraid", "sure",
     "your", "my", "our", "their", "his", "her", "also", "still", "now", "today", "well", "actually", "back",
-    "um", "uh", "doing", "having", "getting", "new", "done", "ready", "sure", "right", "great", "thanks", "thank",
+    "um", "uh", "doing", "having", "getting", "new", "done", "ready", "right", "great", "thanks", "thank",
     "hi", "hello", "hey", "we", "you", "they", "he", "she", "me", "us", "them", "been", "being", "be", "was",
-    "everyone", "everybody", "all", "guys", "folks", "team", "again", "much", "very", "lot", "bye", "sir", "madam",
+    "everyone", "everybody", "all", "guys", "folks", "team", "again", "much", "lot", "bye", "sir", "madam",
 })
 _ORGANISATION_WORDS = frozenset({
     "bank", "support", "services", "service", "inc", "ltd", "llc", "corp", "company", "group", "team", "department",

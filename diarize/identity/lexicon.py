@@ -60,13 +60,15 @@ ROLE_PHRASES: dict[str, tuple[str, ...]] = {
     "nurse": (r"i'?ll take your (vitals|blood pressure|temperature)", r"the doctor will (be|see you)"),
     "patient": (
         r"i'?ve (been having|had|got) (a|an|this|some|pain|trouble|headaches?|problems?)",
-        r"it (hurts|aches|burns|itches)", r"my (chest|head|back|stomach|throat|knee|leg|arm|neck|shoulder|tooth) (hurts|is|has|feels)",
+        r"it (hurts|aches|burns|itches)",
+        r"my (chest|head|back|stomach|throat|knee|leg|arm|neck|shoulder|tooth) (hurts|is|has|feels)",
         r"i (feel|felt) (sick|dizzy|tired|nauseous|weak|pain)", r"my (pain|symptoms?|cough|fever)",
         r"i'?m (allergic|taking|on) ", r"should i (be worried|take)",
     ),
     "host": (
         r"welcome (back )?to (the|our|this|my)", r"(my|our) guests? (today|this week|tonight)",
-        r"thanks? (you )?(all )?for (listening|tuning in|watching)", r"(today|tonight) (we'?re|we are) (joined|talking)",
+        r"thanks? (you )?(all )?for (listening|tuning in|watching)",
+        r"(today|tonight) (we'?re|we are) (joined|talking)",
         r"that'?s (all|it) for (today|this episode|this week|tonight)", r"(joining|with) (me|us) (today|now|tonight)",
         r"see you (next|in the next) (time|week|episode)", r"before we (wrap|finish|go)",
     ),
