@@ -1,0 +1,188 @@
+"""The service's state and the operations routes call: one object per app, built at start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from diarize.audio import AudioInfo
+from diarize.config import PipelineConfig
+from diarize.errors import DiarizeError
+from diarize.speaker_count import speaker_bounds
+
+from .auth import Authenticator
+from .errors import ApiError, from_library
+from .jobs import JobRecord, JobRunner, JobStore
+from .keys import KeyFile
+from .metrics import Metrics
+from .models import DiarizeOptions, DiarizeResponse
+from .pool import SYNC, PoolClosed, QueueFull, Task, TaskTimeout, WorkerCrashed, WorkerPool
+from .settings import Settings
+from .uploads import probe, remove
+
+log = logging.getLogger("diarize.service")
+
+
+def scrub(error: ApiError, path: Path | str, name: str | None) -> ApiError:
+    """The error with the server's file path replaced by the client's file name."""
+    error.message = error.message.replace(os.fspath(path), name or "upload")
+    return error
+
+
+class Service:
+    """Settings, worker pool, job store and runner, authenticator and metrics of one running app."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = Path(settings.data_dir)
+        self.spool_dir = self.data_dir / "spool"
+        self.metrics = Metrics()
+        self.auth = Authenticator(KeyFile(settings.resolved_keys_file), settings.api_keys)
+        pipeline = PipelineConfig.model_validate(settings.pipeline)
+        audio = pipeline.audio.model_copy(update={"max_duration": settings.max_duration})
+        self.pipeline_config = pipeline.model_copy(update={"audio": audio}).model_dump(mode="json")
+        self.pool = WorkerPool(settings.workers, self.pipeline_config, settings.worker_threads,
+                               settings.sync_queue_size)
+        self.store: JobStore | None = None
+        self.runner: JobRunner | None = None
+        self._probes: anyio.CapacityLimiter | None = None
+
+    async def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.spool_dir.mkdir(exist_ok=True)
+        for leftover in self.spool_dir.iterdir():  # uploads of requests a crash interrupted
+            remove(leftover)
+        self.store = JobStore(self.data_dir)
+        referenced = self.store.referenced_audio()
+        for path in self.store.audio_dir.iterdir():
+            if str(path) not in referenced:
+                remove(path)
+        self.runner = JobRunner(
+            self.store, self.pool, concurrency=self.settings.running_jobs,
+            max_attempts=self.settings.job_max_attempts, timeout=self.task_timeout, finish=self.finish_job,
+            on_done=self._job_done,
+        )
+        self._probes = anyio.CapacityLimiter(4)
+        self.pool.start()
+        self.runner.start()
+        self.metrics.bind(self)
+
+    def close(self) -> None:
+        if self.runner is not None:
+            self.runner.close()
+        self.pool.close()
+        if self.store is not None:
+            self.store.close()
+
+    # ---------------------------------------------------------------- shared steps
+
+    def task_timeout(self, duration: float | None) -> float:
+        return self.settings.task_timeout_base + (duration if duration else self.settings.max_duration)
+
+    def check_supported(self, options: DiarizeOptions) -> None:
+        """501 for options that are accepted by the API but not wired to the library yet."""
+        if options.multichannel:
+            raise ApiError(501, "not_implemented", "multichannel diarization is not available on this server yet")
+        if options.speaker_identification is not None:
+            raise ApiError(501, "not_implemented", "speaker_identification is not available on this server yet")
+        if options.identify_enrolled:
+            raise ApiError(501, "not_implemented", "identify_enrolled is not available on this server yet")
+
+    async def probe(self, path: Path, options: DiarizeOptions, name: str | None = None) -> AudioInfo:
+        """Header check in a thread: 413 over the duration limit, 4xx for unusable audio or hints."""
+        try:
+            info = await anyio.to_thread.run_sync(probe, path, limiter=self._probes)
+        except ApiError as exc:
+            raise scrub(exc, path, name) from None
+        if info.duration > self.settings.max_duration:
+            raise ApiError(413, "audio_too_long", f"{info.duration:.0f} s of audio exceeds the limit of "
+                                                  f"{self.settings.max_duration:g} s")
+        try:
+            speaker_bounds(info.duration, **options.hints())
+        except DiarizeError as exc:
+            raise from_library(exc) from None
+        return info
+
+    def _busy(self, message: str) -> ApiError:
+        self.metrics.rejected.inc()
+        return ApiError(429, "queue_full", message, {"Retry-After": str(self.settings.retry_after)})
+
+    # ---------------------------------------------------------------- synchronous diarization
+
+    async def diarize(self, tenant: str, path: Path, options: DiarizeOptions, info: AudioInfo,
+                      uri: str) -> DiarizeResponse:
+        """Diarize a spooled upload in a worker and wait for it (429 when every slot is taken)."""
+        task = Task("diarize", {"path": os.fspath(path), "uri": uri, **options.hints()}, priority=SYNC, retries=1,
+                    timeout=self.task_timeout(info.duration))
+        try:
+            self.pool.submit(task)
+        except QueueFull as exc:
+            raise self._busy(f"all workers are busy ({exc}); retry later") from None
+        except PoolClosed:
+            raise ApiError(503, "shutting_down", "the service is shutting down", {"Retry-After": "5"}) from None
+        try:
+            result = await asyncio.wrap_future(task.future)
+        except asyncio.CancelledError:
+            self.pool.cancel(task)
+            raise
+        except DiarizeError as exc:
+            raise scrub(from_library(exc), path, uri) from None
+        except WorkerCrashed as exc:
+            raise ApiError(422, "audio_crashed_worker", f"processing this audio crashed the worker: {exc}") from None
+        except TaskTimeout as exc:
+            raise ApiError(422, "processing_timeout", str(exc)) from None
+        except PoolClosed:
+            raise ApiError(503, "shutting_down", "the service is shutting down", {"Retry-After": "5"}) from None
+        except RuntimeError as exc:
+            log.error("worker failed on a synchronous request: %s", exc)
+            raise ApiError(422, "processing_failed", "processing this audio failed inside the worker") from None
+        self.metrics.audio_seconds.labels("sync").inc(result["audio_duration"])
+        return self.respond(tenant, result, task.warnings, options, file_id=None)
+
+    def respond(self, tenant: str, result: dict[str, Any], warnings: list[str], options: DiarizeOptions,
+                file_id: str | None) -> DiarizeResponse:
+        """The API response for a library result (identification and fingerprinting hook in here)."""
+        return DiarizeResponse.from_result(result, warnings)
+
+    # ---------------------------------------------------------------- jobs
+
+    def create_job(self, tenant: str, *, source: str, audio_path: Path, filename: str | None, keep_audio: bool,
+                   info: AudioInfo, options: DiarizeOptions, job_id: str) -> JobRecord:
+        if self.store.count_unfinished(tenant) >= self.settings.max_queued_jobs:
+            raise self._busy(f"{self.settings.max_queued_jobs} jobs are already queued or running for this tenant")
+        stored = {**options.model_dump(mode="json"), "hints": options.hints()}
+        job = self.store.create(job_id, tenant, source=source, audio_path=os.fspath(audio_path), filename=filename,
+                                keep_audio=keep_audio, audio_duration=info.duration, options=stored)
+        self.runner.wake()
+        return job
+
+    def job_options(self, job: JobRecord) -> DiarizeOptions:
+        return DiarizeOptions.model_validate({k: v for k, v in job.options.items() if k != "hints"})
+
+    def finish_job(self, job: JobRecord, result: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+        self.metrics.audio_seconds.labels("job").inc(result["audio_duration"])
+        response = self.respond(job.tenant, result, warnings, self.job_options(job), file_id=job.id)
+        return response.model_dump(mode="json")
+
+    def _job_done(self, job: JobRecord, status: str) -> None:
+        if job.source == "upload" and not job.keep_audio:
+            remove(job.audio_path)
+
+    def own_job(self, tenant: str, job_id: str) -> JobRecord:
+        job = self.store.get(job_id)
+        if job is None:
+            raise ApiError(404, "not_found", f"no job {job_id}")
+        if job.tenant != tenant:
+            raise ApiError(403, "forbidden", "this job belongs to another tenant")
+        return job
+
+    def delete_job(self, job: JobRecord) -> None:
+        self.store.delete(job.id)
+        self.runner.cancel(job.id)
+        if job.source == "upload":
+            remove(job.audio_path)
