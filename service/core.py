@@ -28,6 +28,13 @@ from .uploads import probe, remove
 log = logging.getLogger("diarize.service")
 
 
+def uri_of(filename: str | None) -> str:
+    """A file id for RTTM from a client's file name."""
+    stem = Path(filename or "").stem
+    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:100]
+    return cleaned or "audio"
+
+
 def scrub(error: ApiError, path: Path | str, name: str | None) -> ApiError:
     """The error with the server's file path replaced by the client's file name."""
     error.message = error.message.replace(os.fspath(path), name or "upload")
@@ -115,9 +122,11 @@ class Service:
     # ---------------------------------------------------------------- synchronous diarization
 
     async def diarize(self, tenant: str, path: Path, options: DiarizeOptions, info: AudioInfo,
-                      uri: str) -> DiarizeResponse:
+                      filename: str | None) -> DiarizeResponse:
         """Diarize a spooled upload in a worker and wait for it (429 when every slot is taken)."""
-        task = Task("diarize", {"path": os.fspath(path), "uri": uri, **options.hints()}, priority=SYNC, retries=1,
+        payload = {"path": os.fspath(path), "uri": uri_of(filename), **options.hints(),
+                   "accept_truncated": self.settings.accept_truncated}
+        task = Task("diarize", payload, priority=SYNC, retries=1,
                     timeout=self.task_timeout(info.duration))
         try:
             self.pool.submit(task)
@@ -131,7 +140,7 @@ class Service:
             self.pool.cancel(task)
             raise
         except DiarizeError as exc:
-            raise scrub(from_library(exc), path, uri) from None
+            raise scrub(from_library(exc), path, filename) from None
         except WorkerCrashed as exc:
             raise ApiError(422, "audio_crashed_worker", f"processing this audio crashed the worker: {exc}") from None
         except TaskTimeout as exc:
@@ -155,7 +164,8 @@ class Service:
                    info: AudioInfo, options: DiarizeOptions, job_id: str) -> JobRecord:
         if self.store.count_unfinished(tenant) >= self.settings.max_queued_jobs:
             raise self._busy(f"{self.settings.max_queued_jobs} jobs are already queued or running for this tenant")
-        stored = {**options.model_dump(mode="json"), "hints": options.hints()}
+        stored = {**options.model_dump(mode="json"),
+                  "hints": {**options.hints(), "accept_truncated": self.settings.accept_truncated}}
         job = self.store.create(job_id, tenant, source=source, audio_path=os.fspath(audio_path), filename=filename,
                                 keep_audio=keep_audio, audio_duration=info.duration, options=stored)
         self.runner.wake()

@@ -17,7 +17,7 @@ from diarize.result import Utterance as LibUtterance
 from diarize.result import annotation_from_utterances, annotation_to_rttm
 
 from .auth import Tenant
-from .core import Service
+from .core import Service, uri_of
 from .errors import ApiError
 from .models import (
     DiarizeOptions,
@@ -95,12 +95,6 @@ def rttm(response: dict, uri: str) -> PlainTextResponse:
     return PlainTextResponse(text, media_type="text/plain")
 
 
-def _uri(filename: str | None) -> str:
-    stem = Path(filename or "").stem
-    cleaned = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:100]
-    return cleaned or "audio"
-
-
 def _job_response(job, status_code: int = 202) -> JSONResponse:
     body = Job.model_validate(job.to_api()).model_dump(mode="json")
     return JSONResponse(body, status_code=status_code, headers={"Location": f"/v1/jobs/{job.id}"})
@@ -136,11 +130,11 @@ async def diarize(
                                  keep_audio=False, info=info, options=options, job_id=job_id)
             path = None
             return _job_response(job)
-        response = await svc.diarize(tenant, path, options, info, _uri(file.filename))
+        response = await svc.diarize(tenant, path, options, info, file.filename)
     finally:
         remove(path)
     if output_format == "rttm":
-        return rttm(response.model_dump(), _uri(file.filename))
+        return rttm(response.model_dump(), uri_of(file.filename))
     return response
 
 
@@ -206,7 +200,7 @@ def job_result(svc: Svc, tenant: Tenant, job_id: str, output_format: OutputForma
         raise ApiError(409, "job_not_finished", f"the job is {job.status} ({job.progress:.0%}); retry later")
     response = json.loads(svc.store.result_path(job.id).read_text())
     if output_format == "rttm":
-        return rttm(response, _uri(job.filename) if job.filename else job.id)
+        return rttm(response, uri_of(job.filename) if job.filename else job.id)
     return response
 
 

@@ -35,6 +35,7 @@ class Settings(BaseSettings):
 
     max_upload_mb: float = Field(512.0, gt=0)
     max_duration: float = Field(4 * 3600.0, gt=0, description="Longest audio accepted (s), else 413.")
+    accept_truncated: bool = Field(False, description="Diarize what a truncated file holds (with a warning), not 422.")
     sync_max_duration: float = Field(600.0, ge=0, description="Longer audio posted to /v1/diarize becomes a job (202).")
     task_timeout_base: float = Field(300.0, gt=0, description="A task may run this long (s) plus its audio's duration.")
     retry_after: int = Field(5, ge=1, description="Seconds suggested in Retry-After when the queue is full.")

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Callable
 
-from diarize.audio import load_audio
+from diarize.audio import Audio, load_audio
+from diarize.errors import CorruptAudioError
 
 Progress = Callable[[str, float], None]
 
 
+def load(payload: dict[str, Any], config: Any) -> Audio:
+    """Decode; a truncated file is refused unless ``accept_truncated`` (then its warning is passed on)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audio = load_audio(payload["path"], config)
+    for w in caught:
+        text = str(w.message)
+        if "truncated" in text and not payload.get("accept_truncated"):
+            raise CorruptAudioError(text.replace("using what is there", "refused (this server needs whole files)"))
+        warnings.warn(text, UserWarning, stacklevel=2)
+    return audio
+
+
 def diarize(pipeline: Any, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Decode and diarize one file; the result as ``Result.to_dict()`` with centroids."""
-    audio = load_audio(payload["path"], pipeline.config.audio)
+    audio = load(payload, pipeline.config.audio)
     result = pipeline(
         audio,
         num_speakers=payload.get("num_speakers"),

@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from diarize.audio import AudioInfo, audio_info
+from diarize.audio import MIN_DURATION, AudioInfo, audio_info
 from diarize.errors import DiarizeError
 
 from .errors import ApiError, error_body, from_library
@@ -108,8 +108,9 @@ def probe(path: Path | str) -> AudioInfo:
         raise from_library(exc) from None
     except (TypeError, ValueError, OSError, RuntimeError) as exc:
         raise ApiError(422, "corrupt_audio", f"cannot read the audio header: {exc}") from None
-    if not info.duration > 0:
-        raise ApiError(422, "empty_audio", "the file holds no audio samples")
+    if not info.duration >= MIN_DURATION:
+        raise ApiError(422, "empty_audio", f"{path}: {info.duration:.3f} s of audio (at least {MIN_DURATION:g} s "
+                                           "is needed)")
     return info
 
 
