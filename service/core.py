@@ -92,13 +92,13 @@ class Service:
         return self.settings.task_timeout_base + (duration if duration else self.settings.max_duration)
 
     def check_supported(self, options: DiarizeOptions) -> None:
-        """501 for options that are accepted by the API but not wired to the library yet."""
+        """422 ``not_available`` for options the API accepts but this server cannot honour yet."""
         if options.multichannel:
-            raise ApiError(501, "not_implemented", "multichannel diarization is not available on this server yet")
+            raise ApiError(422, "not_available", "multichannel diarization is not available on this server yet")
         if options.speaker_identification is not None:
-            raise ApiError(501, "not_implemented", "speaker_identification is not available on this server yet")
+            raise ApiError(422, "not_available", "speaker_identification is not available on this server yet")
         if options.identify_enrolled:
-            raise ApiError(501, "not_implemented", "identify_enrolled is not available on this server yet")
+            raise ApiError(422, "not_available", "identify_enrolled is not available on this server yet")
 
     async def probe(self, path: Path, options: DiarizeOptions, name: str | None = None) -> AudioInfo:
         """Header check in a thread: 413 over the duration limit, 4xx for unusable audio or hints."""

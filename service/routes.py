@@ -43,10 +43,10 @@ Svc = Annotated[Service, Depends(get_service)]
 ERRORS = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
-        401: "Missing or invalid API key", 403: "Another tenant's object, or a path outside the archive",
+        400: "Malformed multipart body", 401: "Missing or invalid API key", 403: "Another tenant's object, or a path outside the archive",
         404: "Not found", 413: "Upload or audio too long", 415: "Unsupported audio format",
-        422: "Invalid options or unusable audio", 429: "Queue full (see Retry-After)",
-        501: "Option not available on this server yet", 503: "Shutting down",
+        422: "Invalid or unavailable options, or unusable audio", 429: "Queue full (see Retry-After)",
+        503: "Shutting down",
     }.items()
 }  # fmt: skip
 
@@ -68,9 +68,9 @@ def form_options(
     speakers_expected: Annotated[int | None, Form(ge=1, le=100, description="Exact number of speakers.")] = None,
     speaker_options: Annotated[str | None, Form(
         description='JSON: {"min_speakers_expected": 2, "max_speakers_expected": 4}')] = None,
-    multichannel: Annotated[bool, Form(description="Diarize channels separately (501 for now).")] = False,
+    multichannel: Annotated[bool, Form(description="Diarize channels separately (not available yet).")] = False,
     speaker_identification: Annotated[str | None, Form(
-        description='JSON: {"speaker_type": "name", "known_values": ["Ana", "Bo"]} (501 for now)')] = None,
+        description='JSON: {"speaker_type": "name", "known_values": ["Ana", "Bo"]} (not available yet)')] = None,
     identify_enrolled: Annotated[bool, Form(description="Match speakers against enrolled voiceprints.")] = False,
 ) -> DiarizeOptions:
     """Diarization options from multipart form fields (objects as JSON strings)."""
@@ -100,7 +100,7 @@ def _job_response(job, status_code: int = 202) -> JSONResponse:
     return JSONResponse(body, status_code=status_code, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
-v1 = APIRouter(prefix="/v1", responses={k: v for k, v in ERRORS.items() if k in (401, 422)})
+v1 = APIRouter(prefix="/v1", responses={k: v for k, v in ERRORS.items() if k in (400, 401, 422)})
 
 
 @v1.post(

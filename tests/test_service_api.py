@@ -144,8 +144,8 @@ def test_upload_over_the_limit_is_413(api):
         ({"speaker_options": '{"min_speakers_expected": 3, "max_speakers_expected": 2}'}, 422, "invalid_options"),
         ({"speaker_options": '{"maximum": 2}'}, 422, "invalid_options"),
         ({"speakers_expected": "2", "speaker_options": '{"max_speakers_expected": 3}'}, 422, "invalid_options"),
-        ({"multichannel": "true"}, 501, "not_implemented"),
-        ({"speaker_identification": '{"speaker_type": "role"}'}, 501, "not_implemented"),
+        ({"multichannel": "true"}, 422, "not_available"),
+        ({"speaker_identification": '{"speaker_type": "role"}'}, 422, "not_available"),
         ({"speaker_identification": '{"speaker_type": "age"}'}, 422, "invalid_options"),
     ],
 )
@@ -158,7 +158,8 @@ def test_bad_or_unavailable_options(api, form, status, code):
 def test_missing_file_and_unknown_routes_use_the_error_shape(api):
     assert error_of(api.post("/v1/diarize", headers=auth()))["code"] == "invalid_request"
     assert error_of(api.get("/v1/nothing", headers=auth()))["code"] == "not_found"
-    assert error_of(api.put("/v1/jobs", headers=auth()))["code"] == "method_not_allowed"
+    not_allowed = api.put("/v1/jobs", headers=auth())
+    assert error_of(not_allowed)["code"] == "method_not_allowed" and not_allowed.headers["Allow"] == "GET, POST"
 
 
 def test_full_queue_answers_429_with_retry_after(api):
