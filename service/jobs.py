@@ -388,4 +388,5 @@ class JobRunner:
         with self._wake:
             self._closing = True
             self._wake.notify_all()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
