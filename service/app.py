@@ -12,6 +12,7 @@ from . import errors
 from .core import Service
 from .metrics import MetricsMiddleware
 from .routes import ops, v1
+from .speakers import router as voiceprint_routes
 from .settings import Settings
 from .uploads import BodyLimitMiddleware
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth = service.auth
     errors.install(app)
     app.include_router(v1)
+    app.include_router(voiceprint_routes)
     app.include_router(ops)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
     app.add_middleware(MetricsMiddleware, metrics=service.metrics)

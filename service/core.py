@@ -24,6 +24,7 @@ from .models import DiarizeOptions, DiarizeResponse
 from .pool import SYNC, PoolClosed, QueueFull, Task, TaskTimeout, WorkerCrashed, WorkerPool
 from .settings import Settings
 from .uploads import probe, remove
+from .voice import VoiceService
 
 log = logging.getLogger("diarize.service")
 
@@ -55,6 +56,8 @@ class Service:
         self.pipeline_config = pipeline.model_copy(update={"audio": audio}).model_dump(mode="json")
         self.pool = WorkerPool(settings.workers, self.pipeline_config, settings.worker_threads,
                                settings.sync_queue_size)
+        self.voice = VoiceService(settings)
+        self.pool.on_ready = self.voice.open
         self.store: JobStore | None = None
         self.runner: JobRunner | None = None
         self._probes: anyio.CapacityLimiter | None = None
@@ -83,6 +86,7 @@ class Service:
         if self.runner is not None:
             self.runner.close()
         self.pool.close()
+        self.voice.close()
         if self.store is not None:
             self.store.close()
 
@@ -97,8 +101,6 @@ class Service:
             raise ApiError(422, "not_available", "multichannel diarization is not available on this server yet")
         if options.speaker_identification is not None:
             raise ApiError(422, "not_available", "speaker_identification is not available on this server yet")
-        if options.identify_enrolled:
-            raise ApiError(422, "not_available", "identify_enrolled is not available on this server yet")
 
     async def probe(self, path: Path, options: DiarizeOptions, name: str | None = None) -> AudioInfo:
         """Header check in a thread: 413 over the duration limit, 4xx for unusable audio or hints."""
@@ -121,21 +123,22 @@ class Service:
 
     # ---------------------------------------------------------------- synchronous diarization
 
-    async def diarize(self, tenant: str, path: Path, options: DiarizeOptions, info: AudioInfo,
-                      filename: str | None) -> DiarizeResponse:
-        """Diarize a spooled upload in a worker and wait for it (429 when every slot is taken)."""
-        payload = {"path": os.fspath(path), "uri": uri_of(filename), **options.hints(),
-                   "accept_truncated": self.settings.accept_truncated}
-        task = Task("diarize", payload, priority=SYNC, retries=1,
-                    timeout=self.task_timeout(info.duration))
+    def _submit(self, tasks: list[Task]) -> None:
+        """Queue every task or none: 429 (and the queued ones cancelled) when the queue is full."""
         try:
-            self.pool.submit(task)
+            for i, task in enumerate(tasks):
+                self.pool.submit(task)
         except QueueFull as exc:
+            for queued in tasks[:i]:
+                self.pool.cancel(queued)
             raise self._busy(f"all workers are busy ({exc}); retry later") from None
         except PoolClosed:
             raise ApiError(503, "shutting_down", "the service is shutting down", {"Retry-After": "5"}) from None
+
+    async def _outcome(self, task: Task, path: Path, filename: str | None) -> Any:
+        """Wait for a submitted task; its failures become their API errors."""
         try:
-            result = await asyncio.wrap_future(task.future)
+            return await asyncio.wrap_future(task.future)
         except asyncio.CancelledError:
             self.pool.cancel(task)
             raise
@@ -150,13 +153,49 @@ class Service:
         except RuntimeError as exc:
             log.error("worker failed on a synchronous request: %s", exc)
             raise ApiError(422, "processing_failed", "processing this audio failed inside the worker") from None
+
+    def _task(self, kind: str, path: Path, duration: float, **payload: Any) -> Task:
+        payload = {"path": os.fspath(path), "accept_truncated": self.settings.accept_truncated, **payload}
+        return Task(kind, payload, priority=SYNC, retries=1, timeout=self.task_timeout(duration))
+
+    async def diarize(self, tenant: str, path: Path, options: DiarizeOptions, info: AudioInfo,
+                      filename: str | None) -> DiarizeResponse:
+        """Diarize a spooled upload in a worker and wait for it (429 when every slot is taken)."""
+        task = self._task("diarize", path, info.duration, uri=uri_of(filename), **options.hints())
+        self._submit([task])
+        result = await self._outcome(task, path, filename)
         self.metrics.audio_seconds.labels("sync").inc(result["audio_duration"])
-        return self.respond(tenant, result, task.warnings, options, file_id=None)
+        return await anyio.to_thread.run_sync(self.respond, tenant, result, task.warnings, options, None)
+
+    async def voice_samples(self, samples: list[tuple[Path, str | None, AudioInfo]]) -> list[Any]:
+        """Quality-gate and embed enrollment/identification samples in the workers, all at once."""
+        separation = await anyio.to_thread.run_sync(lambda: self.voice.calibration.separation)
+        tasks = [self._task("voice_sample", path, info.duration, separation=separation)
+                 for path, _, info in samples]
+        self._submit(tasks)
+        out = []
+        for task, (path, name, _) in zip(tasks, samples):
+            try:
+                out.append(await self._outcome(task, path, name))
+            except ApiError as exc:
+                for rest in tasks:
+                    self.pool.cancel(rest)
+                if exc.message.startswith("audio: "):
+                    exc.message = f"{name or 'upload'}: {exc.message[7:]}"
+                raise
+        return out
+
+    async def diarize_sample(self, path: Path, info: AudioInfo, filename: str | None) -> dict[str, Any]:
+        """Diarize a short sample (identification) and return the library result with centroids."""
+        task = self._task("diarize", path, info.duration, uri=uri_of(filename))
+        self._submit([task])
+        return await self._outcome(task, path, filename)
 
     def respond(self, tenant: str, result: dict[str, Any], warnings: list[str], options: DiarizeOptions,
                 file_id: str | None) -> DiarizeResponse:
-        """The API response for a library result (identification and fingerprinting hook in here)."""
-        return DiarizeResponse.from_result(result, warnings)
+        """The API response for a library result, with identities and voice ids when asked for."""
+        response = DiarizeResponse.from_result(result, warnings)
+        return self.voice.annotate(tenant, result, response, identify=options.identify_enrolled, file_id=file_id)
 
     # ---------------------------------------------------------------- jobs
 
@@ -175,8 +214,13 @@ class Service:
         return DiarizeOptions.model_validate({k: v for k, v in job.options.items() if k != "hints"})
 
     def finish_job(self, job: JobRecord, result: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+        """The stored response of a finished job; a voiceprint store outage costs the voice fields, not the result."""
         self.metrics.audio_seconds.labels("job").inc(result["audio_duration"])
-        response = self.respond(job.tenant, result, warnings, self.job_options(job), file_id=job.id)
+        options = self.job_options(job)
+        try:
+            response = self.respond(job.tenant, result, warnings, options, file_id=job.id)
+        except ApiError as exc:
+            response = DiarizeResponse.from_result(result, [*warnings, f"voiceprints skipped: {exc.message}"])
         return response.model_dump(mode="json")
 
     def _job_done(self, job: JobRecord, status: str) -> None:
@@ -192,6 +236,9 @@ class Service:
         return job
 
     def delete_job(self, job: JobRecord) -> None:
+        """Cancel the job and delete its result, kept audio and voice observations."""
+        if self.settings.fingerprint and job.status == "succeeded":
+            self.voice.call(lambda vp: vp.delete_file(job.tenant, job.id))
         self.store.delete(job.id)
         self.runner.cancel(job.id)
         if job.source == "upload":

@@ -18,7 +18,13 @@ from diarize.errors import (
     CorruptAudioError,
     DiarizeError,
     EmptyAudioError,
+    EnrollmentError,
+    ModelMismatchError,
+    SpeakerExistsError,
+    SpeakerNotFoundError,
+    StoreError,
     UnsupportedAudioError,
+    VoiceNotFoundError,
 )
 
 log = logging.getLogger("diarize.service")
@@ -44,6 +50,12 @@ _LIBRARY = [  # most specific first
     (EmptyAudioError, 422, "empty_audio"),
     (AudioError, 422, "invalid_audio"),
     (ConfigError, 422, "invalid_options"),
+    (SpeakerNotFoundError, 404, "not_found"),
+    (VoiceNotFoundError, 404, "not_found"),
+    (SpeakerExistsError, 409, "speaker_exists"),
+    (EnrollmentError, 422, "enrollment_rejected"),
+    (ModelMismatchError, 409, "model_mismatch"),
+    (StoreError, 503, "store_unavailable"),
     (DiarizeError, 422, "unprocessable"),
 ]
 

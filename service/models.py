@@ -78,7 +78,8 @@ class Identity(BaseModel):
     speaker_id: str
     name: str
     role: str | None = None
-    score: float = Field(description="Calibrated match score (higher is more certain).")
+    score: float = Field(description="Cosine score against the enrolled voiceprint.")
+    confidence: float = Field(description="Calibrated probability that this is the enrolled speaker.")
 
 
 class Utterance(BaseModel):
@@ -151,6 +152,85 @@ class JobList(BaseModel):
     jobs: list[Job]
 
 
+class EnrolledSpeaker(BaseModel):
+    """An enrolled voice of this tenant."""
+
+    id: str
+    name: str
+    role: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    n_samples: int
+    speech_seconds: float
+    created_at: str
+    updated_at: str
+    warnings: list[str] | None = Field(None, description="What the quality gates noticed (enrollment answers only).")
+
+    @classmethod
+    def of(cls, speaker: Any, warnings: list[str] | None = None) -> "EnrolledSpeaker":
+        return cls(id=speaker.speaker_id, name=speaker.name, role=speaker.role, metadata=speaker.metadata,
+                   n_samples=speaker.n_samples, speech_seconds=round(speaker.speech_seconds, 2),
+                   created_at=speaker.created_at, updated_at=speaker.updated_at, warnings=warnings)
+
+
+class SpeakerList(BaseModel):
+    speakers: list[EnrolledSpeaker]
+
+
+class SpeakerPatch(_Model):
+    """Fields to change; metadata is merged into the existing metadata."""
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    role: str | None = Field(None, max_length=200)
+    metadata: dict[str, Any] | None = None
+
+
+class Candidate(BaseModel):
+    speaker_id: str
+    name: str
+    role: str | None = None
+    score: float
+    confidence: float
+    matched: bool = Field(description="Score at or above the identification threshold.")
+
+
+class IdentifiedSpeaker(BaseModel):
+    speaker: str
+    talk_time: float
+    identity: Identity | None = Field(None, description="The one enrolled speaker assigned (one-to-one, open set).")
+    candidates: list[Candidate]
+
+
+class IdentifyResponse(BaseModel):
+    """Who is speaking in a sample: per diarized speaker, the closest enrolled speakers."""
+
+    audio_duration: float
+    speakers: list[IdentifiedSpeaker]
+
+
+class Appearance(BaseModel):
+    file_id: str = Field(description="The job id the voice was heard in.")
+    speaker: str = Field(description="Its diarized label in that file.")
+    talk_time: float
+    observed_at: str
+
+
+class VoiceAppearances(BaseModel):
+    voice_id: str
+    appearances: list[Appearance]
+
+
+class Voice(BaseModel):
+    voice_id: str
+    n_observations: int
+    talk_time: float
+    first_seen: str
+    last_seen: str
+
+
+class VoiceList(BaseModel):
+    voices: list[Voice]
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 
@@ -160,4 +240,5 @@ class Readiness(BaseModel):
     workers_ready: int
     workers: int
     model: str | None = None
+    voiceprints: bool = False
     detail: str | None = None

@@ -96,7 +96,7 @@ def _worker_main(conn: Connection, pipeline_config: dict[str, Any], threads: int
     except Exception as exc:  # a model that cannot load is reported, not retried in a loop here
         conn.send(("broken", repr(exc)))
         return
-    conn.send(("ready", pipeline.embedding_backend.model_id))
+    conn.send(("ready", (pipeline.embedding_backend.model_id, pipeline.embedding_backend.dimension)))
     while True:
         try:
             message = conn.recv()
@@ -161,7 +161,10 @@ class _Slot:
             except (EOFError, OSError):
                 kind, detail = "broken", f"exit code {process.exitcode}"
             if kind == "ready":
-                self.pool.model_id = detail
+                model_id, dimension = detail
+                if self.pool.model_id is None and self.pool.on_ready is not None:
+                    self.pool.on_ready(model_id, dimension)
+                self.pool.model_id = model_id
                 self.ready = True
                 return True
             self.pool.load_error = detail
@@ -297,6 +300,7 @@ class WorkerPool:
         self.queue: queue.PriorityQueue = queue.PriorityQueue()
         self.closing = False
         self.model_id: str | None = None
+        self.on_ready: Callable[[str, int], None] | None = None
         self.load_error: str | None = None
         self.restarts = 0
         self._ids = itertools.count(1)

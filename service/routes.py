@@ -224,7 +224,8 @@ def readyz(svc: Svc):
     ready = pool.ready_workers
     body = Readiness(
         status="ready" if ready else ("unavailable" if pool.load_error else "starting"),
-        workers_ready=ready, workers=pool.size, model=pool.model_id, detail=pool.load_error,
+        workers_ready=ready, workers=pool.size, model=pool.model_id, voiceprints=svc.voice.voiceprints is not None,
+        detail=pool.load_error or svc.voice.error,
     ).model_dump(mode="json")
     return JSONResponse(body, status_code=200 if ready else 503)
 

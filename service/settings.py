@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     sync_max_duration: float = Field(600.0, ge=0, description="Longer audio posted to /v1/diarize becomes a job (202).")
     task_timeout_base: float = Field(300.0, gt=0, description="A task may run this long (s) plus its audio's duration.")
     retry_after: int = Field(5, ge=1, description="Seconds suggested in Retry-After when the queue is full.")
+    voiceprint_calibration: Path | None = Field(
+        None, description="JSON thresholds (identify, link, ...) for a model that has no measured calibration.")
+    fingerprint: bool = Field(True, description="Link the speakers of every job to persistent voice ids.")
     pipeline: dict[str, Any] = Field(default_factory=dict, description="PipelineConfig overrides (settings file).")
 
     @model_validator(mode="after")

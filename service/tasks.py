@@ -39,6 +39,14 @@ def diarize(pipeline: Any, payload: dict[str, Any], progress: Progress) -> dict[
     return result.to_dict(with_centroids=True)
 
 
+def voice_sample(pipeline: Any, payload: dict[str, Any], progress: Progress) -> Any:
+    """Quality gates and embedding of one enrollment or identification sample (an ``EnrollmentSample``)."""
+    from diarize.voiceprints.enrollment import prepare_sample
+
+    audio = load(payload, pipeline.config.audio)
+    return prepare_sample(audio, pipeline.embedding_backend, diarizer=pipeline, separation=payload["separation"])
+
+
 def sleep(pipeline: Any, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
     """Test helper: hold the worker for ``seconds`` (used to fill the queue and to crash a running task)."""
     import os
@@ -51,4 +59,6 @@ def sleep(pipeline: Any, payload: dict[str, Any], progress: Progress) -> dict[st
     return {"slept": payload.get("seconds", 0)}
 
 
-HANDLERS: dict[str, Callable[[Any, dict[str, Any], Progress], Any]] = {"diarize": diarize, "sleep": sleep}
+HANDLERS: dict[str, Callable[[Any, dict[str, Any], Progress], Any]] = {
+    "diarize": diarize, "voice_sample": voice_sample, "sleep": sleep,
+}
