@@ -118,7 +118,9 @@ def _key_file(path: Optional[Path]):
 
 
 @keys_app.command("add")
-def keys_add(tenant: str = typer.Argument(..., help="Tenant the key belongs to."), keys_file: Optional[Path] = KeysFile) -> None:
+def keys_add(
+    tenant: str = typer.Argument(..., help="Tenant the key belongs to."), keys_file: Optional[Path] = KeysFile
+) -> None:
     """Create an API key for TENANT and print it (only its hash is stored)."""
     from service.keys import KeyFileError
 
@@ -144,7 +146,9 @@ def keys_list(keys_file: Optional[Path] = KeysFile) -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str = typer.Argument(..., help="Key id from 'diarize keys list'."), keys_file: Optional[Path] = KeysFile) -> None:
+def keys_revoke(
+    key_id: str = typer.Argument(..., help="Key id from 'diarize keys list'."), keys_file: Optional[Path] = KeysFile
+) -> None:
     """Revoke a key by its id."""
     from service.keys import KeyFileError
 

@@ -125,6 +125,9 @@ class Service:
 
     def _submit(self, tasks: list[Task]) -> None:
         """Queue every task or none: 429 (and the queued ones cancelled) when the queue is full."""
+        if self.pool.load_error and not self.pool.ready_workers:
+            raise ApiError(503, "models_unavailable", f"the workers cannot load the models: {self.pool.load_error}",
+                           {"Retry-After": "60"})
         try:
             for i, task in enumerate(tasks):
                 self.pool.submit(task)

@@ -93,7 +93,8 @@ class KeyFile:
         check_tenant(tenant)
         key_id = secrets.token_hex(4)
         key = f"dk_{key_id}_{secrets.token_urlsafe(32)}"
-        record = KeyRecord(key_id, tenant, hash_key(key), dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        record = KeyRecord(key_id, tenant, hash_key(key), created)
         with self._locked():
             self._write([*self.records(), record])
         return record, key

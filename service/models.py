@@ -37,7 +37,9 @@ class DiarizeOptions(_Model):
 
     speakers_expected: int | None = Field(None, ge=1, le=100, description="Exact number of speakers.")
     speaker_options: SpeakerOptions | None = None
-    multichannel: bool = Field(False, description="Diarize each channel separately (not available yet: 422 not_available).")
+    multichannel: bool = Field(
+        False, description="Diarize each channel separately (not available yet: 422 not_available)."
+    )
     speaker_identification: SpeakerIdentification | None = Field(
         None, description="Name speakers from what they say (not available yet: 422 not_available)."
     )

@@ -31,7 +31,7 @@ from .models import (
     SpeakerIdentification,
     SpeakerOptions,
 )
-from .uploads import remove, resolve_archive_path, safe_suffix, spool, spool_path
+from .uploads import remove, resolve_archive_path, spool, spool_path
 
 
 def get_service(request: Request) -> Service:
@@ -43,7 +43,8 @@ Svc = Annotated[Service, Depends(get_service)]
 ERRORS = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in {
-        400: "Malformed multipart body", 401: "Missing or invalid API key", 403: "Another tenant's object, or a path outside the archive",
+        400: "Malformed multipart body", 401: "Missing or invalid API key",
+        403: "Another tenant's object, or a path outside the archive",
         404: "Not found", 413: "Upload or audio too long", 415: "Unsupported audio format",
         422: "Invalid or unavailable options, or unusable audio", 429: "Queue full (see Retry-After)",
         503: "Shutting down",

@@ -28,8 +28,8 @@ class Settings(BaseSettings):
 
     workers: int = Field(default_factory=lambda: max(1, min(os.cpu_count() or 1, 8)), ge=1, le=64)
     worker_threads: int = Field(1, ge=1, le=64, description="Torch threads in each worker process.")
-    queue_size: int | None = Field(None, ge=0, description="Synchronous requests waiting for a worker (default 2 x workers).")
-    job_concurrency: int | None = Field(None, ge=1, description="Jobs running at once (default workers - 1, at least 1).")
+    queue_size: int | None = Field(None, ge=0, description="Synchronous requests waiting (default 2 x workers).")
+    job_concurrency: int | None = Field(None, ge=1, description="Jobs running at once (default workers - 1, min 1).")
     max_queued_jobs: int = Field(100, ge=1, description="Unfinished jobs per tenant before 429.")
     job_max_attempts: int = Field(2, ge=1, le=10, description="Runs of a job whose worker crashed before it is failed.")
 
