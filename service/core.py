@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from pathlib import Path
@@ -238,9 +239,17 @@ class Service:
             raise ApiError(403, "forbidden", "this job belongs to another tenant")
         return job
 
+    def _linked_voices(self, job: JobRecord) -> bool:
+        """Whether the job's result was linked to voice ids (so the store holds observations of it)."""
+        try:
+            result = json.loads(self.store.result_path(job.id).read_text())
+        except (OSError, ValueError):
+            return self.settings.fingerprint
+        return any(s.get("voice_id") for s in result.get("speakers", ()))
+
     def delete_job(self, job: JobRecord) -> None:
         """Cancel the job and delete its result, kept audio and voice observations."""
-        if self.settings.fingerprint and job.status == "succeeded":
+        if job.status == "succeeded" and self._linked_voices(job):
             self.voice.call(lambda vp: vp.delete_file(job.tenant, job.id))
         self.store.delete(job.id)
         self.runner.cancel(job.id)

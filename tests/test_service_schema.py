@@ -10,12 +10,14 @@ from hypothesis import HealthCheck, given, settings
 
 schemathesis = pytest.importorskip("schemathesis")
 
-from .servicekit import Server, auth  # noqa: E402
+from .servicekit import Server, auth, calibration_file  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    server = Server(tmp_path_factory.mktemp("data"), DIARIZE_MAX_UPLOAD_MB="2").start()
+    calibration = calibration_file(tmp_path_factory.mktemp("cal"))
+    env = {"DIARIZE_VOICEPRINT_CALIBRATION": str(calibration)} if calibration else {}
+    server = Server(tmp_path_factory.mktemp("data"), DIARIZE_MAX_UPLOAD_MB="2", **env).start()
     yield server
     server.stop()
 

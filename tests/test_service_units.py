@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -62,3 +64,15 @@ def test_recovery_requeues_fails_or_finishes_interrupted_jobs(tmp_path):
     assert [store.get(i).status for i in ids] == ["queued", "failed", "succeeded"]
     assert store.get(ids[1]).error_code == "interrupted"
     store.close()
+
+
+def test_the_core_library_imports_nothing_of_http():
+    code = (
+        "import json, sys\n"
+        "import diarize, diarize.cli, diarize.pipeline, diarize.voiceprints\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'fastapi', 'starlette', 'uvicorn', "
+        "'service', 'prometheus_client'})))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == []

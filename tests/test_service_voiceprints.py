@@ -7,17 +7,8 @@ import time
 
 import pytest
 
-from diarize.errors import VoiceprintError
-from diarize.voiceprints import load_calibration
-
-from .servicekit import auth, client, tone, wav_bytes
+from .servicekit import auth, calibration_file, client, tone, wav_bytes
 from .speech import build_conversation, reader_utterances
-
-# Until the voiceprints branch ships measured thresholds for the default model, the tests give the
-# service the provisional ones through its settings (DIARIZE_VOICEPRINT_CALIBRATION).
-PROVISIONAL = {"identify": 0.805, "link": 0.82, "link_member": 0.85, "consistency": 0.75, "separation": 0.65,
-               "confidence_a": 84.8897, "confidence_b": -66.3008}
-
 
 @pytest.fixture(scope="module")
 def voices(data_dir):
@@ -27,13 +18,8 @@ def voices(data_dir):
 @pytest.fixture(scope="module")
 def settings(tmp_path_factory):
     options = {"data_dir": tmp_path_factory.mktemp("data"), "sync_max_duration": 60.0}
-    try:
-        load_calibration("resemblyzer-ge2e")
-    except VoiceprintError:
-        path = tmp_path_factory.mktemp("cal") / "calibration.json"
-        path.write_text(json.dumps(PROVISIONAL))
-        options["voiceprint_calibration"] = path
-    return options
+    calibration = calibration_file(tmp_path_factory.mktemp("cal"))
+    return options | ({"voiceprint_calibration": calibration} if calibration else {})
 
 
 @pytest.fixture(scope="module")
