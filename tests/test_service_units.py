@@ -76,3 +76,21 @@ def test_the_core_library_imports_nothing_of_http():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout.strip().splitlines()[-1]) == []
+
+
+def test_load_benchmark_builds_speech_and_rewrites_only_its_readme_section(tmp_path, data_dir):
+    import io
+
+    import soundfile as sf
+
+    from benchmarks import load_service
+
+    audio, rate = sf.read(io.BytesIO(load_service.speech_file(5.0)))
+    assert rate == 16000 and len(audio) == 5 * 16000 and abs(audio).max() > 0.01
+    readme = tmp_path / "README.md"
+    readme.write_text("# benchmarks\n\nother sections\n")
+    load_service.write_readme(readme, f"{load_service.START}\nfirst\n{load_service.END}")
+    load_service.write_readme(readme, f"{load_service.START}\nsecond\n{load_service.END}")
+    text = readme.read_text()
+    assert text.startswith("# benchmarks\n\nother sections\n") and "second" in text and "first" not in text
+    assert text.count("## HTTP service under load") == 1
