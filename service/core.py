@@ -124,17 +124,14 @@ class Service:
 
     # ---------------------------------------------------------------- synchronous diarization
 
-    def _submit(self, tasks: list[Task]) -> None:
-        """Queue every task or none: 429 (and the queued ones cancelled) when the queue is full."""
+    def _submit(self, task: Task) -> None:
+        """Queue a synchronous task: 429 when the queue is full, 503 when no worker can load the models."""
         if self.pool.load_error and not self.pool.ready_workers:
             raise ApiError(503, "models_unavailable", f"the workers cannot load the models: {self.pool.load_error}",
                            {"Retry-After": "60"})
         try:
-            for i, task in enumerate(tasks):
-                self.pool.submit(task)
+            self.pool.submit(task)
         except QueueFull as exc:
-            for queued in tasks[:i]:
-                self.pool.cancel(queued)
             raise self._busy(f"all workers are busy ({exc}); retry later") from None
         except PoolClosed:
             raise ApiError(503, "shutting_down", "the service is shutting down", {"Retry-After": "5"}) from None
@@ -166,33 +163,25 @@ class Service:
                       filename: str | None) -> DiarizeResponse:
         """Diarize a spooled upload in a worker and wait for it (429 when every slot is taken)."""
         task = self._task("diarize", path, info.duration, uri=uri_of(filename), **options.hints())
-        self._submit([task])
+        self._submit(task)
         result = await self._outcome(task, path, filename)
         self.metrics.audio_seconds.labels("sync").inc(result["audio_duration"])
         return await anyio.to_thread.run_sync(self.respond, tenant, result, task.warnings, options, None)
 
     async def voice_samples(self, samples: list[tuple[Path, str | None, AudioInfo]]) -> list[Any]:
-        """Quality-gate and embed enrollment/identification samples in the workers, all at once."""
+        """Quality-gate and embed enrollment samples in one worker task (one request, one queue slot)."""
         separation = await anyio.to_thread.run_sync(lambda: self.voice.calibration.separation)
-        tasks = [self._task("voice_sample", path, info.duration, separation=separation)
-                 for path, _, info in samples]
-        self._submit(tasks)
-        out = []
-        for task, (path, name, _) in zip(tasks, samples):
-            try:
-                out.append(await self._outcome(task, path, name))
-            except ApiError as exc:
-                for rest in tasks:
-                    self.pool.cancel(rest)
-                if exc.message.startswith("audio: "):
-                    exc.message = f"{name or 'upload'}: {exc.message[7:]}"
-                raise
-        return out
+        paths = [os.fspath(path) for path, _, _ in samples]
+        names = [name or f"file {i + 1}" for i, (_, name, _) in enumerate(samples)]
+        duration = sum(info.duration for _, _, info in samples)
+        task = self._task("voice_samples", samples[0][0], duration, paths=paths, names=names, separation=separation)
+        self._submit(task)
+        return await self._outcome(task, samples[0][0], names[0])
 
     async def diarize_sample(self, path: Path, info: AudioInfo, filename: str | None) -> dict[str, Any]:
         """Diarize a short sample (identification) and return the library result with centroids."""
         task = self._task("diarize", path, info.duration, uri=uri_of(filename))
-        self._submit([task])
+        self._submit(task)
         return await self._outcome(task, path, filename)
 
     def respond(self, tenant: str, result: dict[str, Any], warnings: list[str], options: DiarizeOptions,

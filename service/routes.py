@@ -101,7 +101,7 @@ def _job_response(job, status_code: int = 202) -> JSONResponse:
     return JSONResponse(body, status_code=status_code, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
-v1 = APIRouter(prefix="/v1", responses={k: v for k, v in ERRORS.items() if k in (400, 401, 422)})
+v1 = APIRouter(prefix="/v1", tags=["diarization"], responses={k: v for k, v in ERRORS.items() if k in (400, 401, 422)})
 
 
 @v1.post(
@@ -199,7 +199,10 @@ def job_result(svc: Svc, tenant: Tenant, job_id: str, output_format: OutputForma
         raise ApiError(409, "job_failed", f"the job failed: {job.error_code}: {job.error_message}")
     if job.status != "succeeded":
         raise ApiError(409, "job_not_finished", f"the job is {job.status} ({job.progress:.0%}); retry later")
-    response = json.loads(svc.store.result_path(job.id).read_text())
+    try:
+        response = json.loads(svc.store.result_path(job.id).read_text())
+    except (OSError, ValueError):
+        raise ApiError(410, "result_missing", "the result file of this job is gone from the server") from None
     if output_format == "rttm":
         return rttm(response, uri_of(job.filename) if job.filename else job.id)
     return response

@@ -6,7 +6,7 @@ import warnings
 from typing import Any, Callable
 
 from diarize.audio import Audio, load_audio
-from diarize.errors import CorruptAudioError
+from diarize.errors import CorruptAudioError, DiarizeError
 
 Progress = Callable[[str, float], None]
 
@@ -39,12 +39,22 @@ def diarize(pipeline: Any, payload: dict[str, Any], progress: Progress) -> dict[
     return result.to_dict(with_centroids=True)
 
 
-def voice_sample(pipeline: Any, payload: dict[str, Any], progress: Progress) -> Any:
-    """Quality gates and embedding of one enrollment or identification sample (an ``EnrollmentSample``)."""
+def voice_samples(pipeline: Any, payload: dict[str, Any], progress: Progress) -> list[Any]:
+    """Quality gates and embedding of enrollment samples (``EnrollmentSample`` each); errors name the file."""
     from diarize.voiceprints.enrollment import prepare_sample
 
-    audio = load(payload, pipeline.config.audio)
-    return prepare_sample(audio, pipeline.embedding_backend, diarizer=pipeline, separation=payload["separation"])
+    out = []
+    for i, (path, name) in enumerate(zip(payload["paths"], payload["names"])):
+        progress("sample", i / len(payload["paths"]))
+        try:
+            audio = load({**payload, "path": path}, pipeline.config.audio)
+            out.append(prepare_sample(audio, pipeline.embedding_backend, diarizer=pipeline,
+                                      separation=payload["separation"]))
+        except DiarizeError as exc:
+            message = str(exc).replace(path, name)
+            message = message[len("audio: "):] if message.startswith("audio: ") else message
+            raise type(exc)(message if message.startswith(name) else f"{name}: {message}") from None
+    return out
 
 
 def sleep(pipeline: Any, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
@@ -60,5 +70,5 @@ def sleep(pipeline: Any, payload: dict[str, Any], progress: Progress) -> dict[st
 
 
 HANDLERS: dict[str, Callable[[Any, dict[str, Any], Progress], Any]] = {
-    "diarize": diarize, "voice_sample": voice_sample, "sleep": sleep,
+    "diarize": diarize, "voice_samples": voice_samples, "sleep": sleep,
 }
