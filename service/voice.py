@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, TypeVar
@@ -18,6 +19,7 @@ from .settings import Settings
 
 log = logging.getLogger("diarize.service")
 T = TypeVar("T")
+REOPEN_AFTER = 10.0  # seconds between attempts to open a store that failed to open
 
 
 class VoiceService:
@@ -27,11 +29,14 @@ class VoiceService:
         self.settings = settings
         self.voiceprints: Any = None
         self.error: str | None = None
+        self._model: tuple[str, int] | None = None
+        self._tried = 0.0
         self._lock = threading.RLock()
 
     def open(self, model_id: str, dimension: int) -> None:
         """Called once a worker has loaded its model: the store's collection follows that model."""
         with self._lock:
+            self._model, self._tried = (model_id, dimension), time.monotonic()
             if self.voiceprints is not None:
                 return
             try:
@@ -71,6 +76,8 @@ class VoiceService:
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(voiceprints, ...)`` under the store lock; 503 while the store is not open."""
         with self._lock:
+            if self.voiceprints is None and self._model and time.monotonic() - self._tried > REOPEN_AFTER:
+                self.open(*self._model)  # e.g. a Qdrant server that was down when the service started
             if self.voiceprints is None:
                 raise ApiError(503, "store_unavailable", self.error or "the voiceprint store is still opening",
                                {"Retry-After": "5"})
