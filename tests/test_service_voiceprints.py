@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+pytest.importorskip("qdrant_edge", reason="the embedded voiceprint store needs qdrant-edge-py (service extra)")
+
 from .servicekit import auth, calibration_file, client, tone, wav_bytes
 from .speech import build_conversation, reader_utterances
 
