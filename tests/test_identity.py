@@ -13,6 +13,7 @@ from diarize.config import IdentificationConfig
 from diarize.errors import IdentificationError
 from diarize.identity import IdentificationRequest, VoiceprintEvidence, identify, parse_channel_roles, parse_values
 from diarize.result import Result, Speaker, Utterance
+from diarize.voiceprints.identification import SpeakerMatch
 
 
 def scripted(turns: list[tuple[str, str]], **request) -> Result:
@@ -192,10 +193,9 @@ def voice_only(label_names: dict[str, tuple], request: IdentificationRequest, ma
     return identify(Result(utterances, speakers, 10.0), request, voiceprints=matches)
 
 
-def test_voiceprint_matches_plug_in_from_the_store_shape():
-    """Any object shaped like the voiceprint store's match (label, name, role, score, confidence) is accepted."""
-    store_match = SimpleNamespace(label="A", name="Sarah Johnson", speaker_id="spk-1", role="Agent", score=0.83,
-                                  confidence=0.97)
+def test_voiceprint_matches_plug_in_from_the_store():
+    """The voiceprint store's matches (or anything with label, name, role, score, confidence) are accepted."""
+    store_match = SpeakerMatch("A", "Sarah Johnson", "spk-1", "Agent", 0.83, 0.97)
     no_match = SimpleNamespace(label="B", name=None, speaker_id=None, role=None, score=0.41, confidence=0.02)
     request = IdentificationRequest(speaker_type="role", known_values=["Agent", "Customer"])
     result = voice_only({"A": (), "B": ()}, request, [store_match, no_match])
