@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from scipy.ndimage import median_filter
 from pyannote.core import Annotation, Segment
 
 DATA = Path(os.environ.get("DIARIZE_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
@@ -25,13 +26,19 @@ def trim_silence(samples: np.ndarray, sample_rate: int = 16000, floor_db: float 
     return samples[loud[0] * hop : (loud[-1] + 1) * hop]
 
 
-def speech_spans(samples: np.ndarray, sample_rate: int = 16000, floor_db: float = -35.0, min_pause: float = 0.3):
-    """(start, end) seconds of speech inside a clean utterance: 20 ms frames within ``floor_db`` of the
-    loudest, with pauses shorter than ``min_pause`` bridged. Used as the exact reference of simulated audio."""
+def speech_spans(samples: np.ndarray, sample_rate: int = 16000, rise: float = 0.3, min_pause: float = 0.3):
+    """(start, end) seconds of speech inside a clean utterance, used as the reference of simulated audio.
+
+    A 20 ms frame is speech when its energy (median over 100 ms) rises ``rise`` of the way from the
+    recording's noise floor (10th percentile) to its speech peak (99th percentile); pauses shorter than
+    ``min_pause`` are bridged.
+    """
     hop = sample_rate // 50
     n = len(samples) // hop
     energy = 10 * np.log10(np.mean(samples[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
-    loud = energy > energy.max() + floor_db
+    energy = median_filter(energy, size=5, mode="nearest")
+    floor, peak = np.percentile(energy, [10, 99])
+    loud = energy > floor + rise * (peak - floor)
     spans: list[list[float]] = []
     for i in np.flatnonzero(loud):
         t = i * hop / sample_rate

@@ -1,0 +1,49 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import soundfile as sf
+
+from diarize.result import read_rttm
+
+from .speech import build_conversation, reader_utterances
+
+
+def diarize_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "diarize.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def two_speaker_file(data_dir, tmp_path_factory):
+    a, b = reader_utterances(data_dir, "2033", 2), reader_utterances(data_dir, "3080", 2)
+    audio, _ = build_conversation([("a", a[0]), ("b", b[0]), ("a", a[1]), ("b", b[1])])
+    path = tmp_path_factory.mktemp("cli") / "talk.wav"
+    sf.write(path, audio, 16000)
+    return path
+
+
+def test_run_writes_json_and_rttm(two_speaker_file, tmp_path):
+    out = diarize_cli("run", str(two_speaker_file), "--quiet")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["num_speakers"] == 2 and data["uri"] == "talk"
+    rttm = tmp_path / "talk.rttm"
+    out = diarize_cli("run", str(two_speaker_file), "--format", "rttm", "-o", str(rttm), "--num-speakers", "2", "-q")
+    assert out.returncode == 0, out.stderr
+    assert sorted(read_rttm(rttm)["talk"].labels()) == ["A", "B"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["missing.wav"], "missing.wav"),
+        (["{file}", "--min-speakers", "3", "--max-speakers", "2"], "min_speakers"),
+        (["{file}", "--num-speakers", "0"], "num_speakers"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(two_speaker_file, args, message):
+    out = diarize_cli("run", *[a.format(file=two_speaker_file) for a in args], "-q")
+    assert out.returncode == 1
+    assert message in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1

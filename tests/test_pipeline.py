@@ -1,0 +1,94 @@
+"""End to end on real speech: conversations built from LibriSpeech readers with exact references."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+from pyannote.metrics.diarization import DiarizationErrorRate
+
+from diarize.audio import from_array
+from diarize.errors import AudioError, ConfigError
+from diarize.pipeline import DiarizationPipeline
+
+from .speech import build_conversation, reader_utterances
+
+READERS = ["1688", "2033", "2609", "3080", "367"]
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> DiarizationPipeline:
+    return DiarizationPipeline()
+
+
+@pytest.fixture(scope="module")
+def utterances(data_dir):
+    return {reader: reader_utterances(data_dir, reader, 6) for reader in READERS}
+
+
+def conversation(utterances, readers, turns_each=3, seed=0):
+    turns = [(r, utterances[r][i]) for i in range(turns_each) for r in readers]
+    return build_conversation(turns, seed=seed)
+
+
+def test_every_single_reader_is_one_speaker(pipeline, utterances):
+    for reader in READERS:
+        audio, _ = conversation(utterances, [reader], turns_each=4)
+        result = pipeline(from_array(audio, 16000))
+        assert result.num_speakers == 1, reader
+        assert {u.speaker for u in result.utterances} == {"A"}
+
+
+def test_two_reader_conversations_are_two_speakers_with_low_der(pipeline, utterances):
+    forgiving = DiarizationErrorRate(collar=0.5, skip_overlap=True)
+    for seed, pair in enumerate(itertools.combinations(READERS, 2)):
+        audio, reference = conversation(utterances, pair, seed=seed)
+        result = pipeline(from_array(audio, 16000))
+        assert result.num_speakers == 2, pair
+        forgiving(reference, result.to_annotation())
+    assert abs(forgiving) < 0.05
+    assert forgiving["confusion"] / forgiving["total"] < 0.01
+
+
+def test_three_readers_and_count_hints(pipeline, utterances):
+    audio, reference = conversation(utterances, READERS[1:4])
+    loaded = from_array(audio, 16000)
+    assert pipeline(loaded).num_speakers == 3
+    assert pipeline(loaded, num_speakers=2).num_speakers == 2
+    assert pipeline(loaded, max_speakers=2).num_speakers <= 2
+    assert pipeline(loaded, min_speakers=4).num_speakers >= 4
+    with pytest.raises(ConfigError):
+        pipeline(loaded, min_speakers=3, max_speakers=2)
+
+
+def test_result_fields_and_timestamps(pipeline, utterances, tmp_path):
+    audio, reference = conversation(utterances, READERS[:2])
+    path = tmp_path / "call.flac"
+    sf.write(path, audio, 16000)
+    result = pipeline(str(path))
+    assert result.uri == "call" and result.duration == pytest.approx(len(audio) / 16000, abs=1e-3)
+    assert result.model == "resemblyzer-ge2e"
+    starts = [u.start for u in result.utterances]
+    assert starts == sorted(starts)
+    assert all(0 <= u.start < u.end <= result.duration and 0 <= u.confidence <= 1 for u in result.utterances)
+    for speaker in result.speakers:
+        mine = [u for u in result.utterances if u.speaker == speaker.label]
+        assert speaker.utterance_count == len(mine)
+        assert speaker.talk_time == pytest.approx(sum(u.duration for u in mine))
+        assert speaker.centroid.shape == (256,) and np.linalg.norm(speaker.centroid) == pytest.approx(1, abs=1e-4)
+    # The first utterance starts where the reference's first speech starts (no trimming shift).
+    assert result.utterances[0].start == pytest.approx(reference.get_timeline()[0].start, abs=0.4)
+    assert json.loads(result.to_json())["num_speakers"] == result.num_speakers
+
+
+def test_silence_gives_no_speakers_not_an_error(pipeline):
+    result = pipeline(from_array(np.zeros(16000 * 5, np.float32), 16000))
+    assert result.num_speakers == 0 and result.utterances == []
+
+
+def test_bad_audio_raises_audio_error(pipeline, tmp_path):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("this is not audio")
+    with pytest.raises(AudioError, match="notes.wav"):
+        pipeline(str(bad))
