@@ -498,7 +498,7 @@ def store_benchmark(sizes: list[int], dimension: int = 256, queries: int = 300, 
                               "cpu_p50_ms": round(float(np.percentile(cpu, 50)), 2),
                               "cpu_p99_ms": round(float(np.percentile(cpu, 99)), 2)}
             store.close()
-            size_mb = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file()) / 2**20
+            size_mb = sum(f.stat().st_blocks * 512 for f in tmp.rglob("*") if f.is_file()) / 2**20
             out[str(n)] = {"engine": engine, "points": n, "dimension": dimension, "load_average": round(os.getloadavg()[0], 1),
                            "cpus": os.cpu_count(), "write_s": round(write_s, 1),
                            "reopen_s": round(reopen_s, 3), "disk_mb": round(size_mb), **lat}
