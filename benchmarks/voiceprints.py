@@ -32,7 +32,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from diarize.result import Result, Speaker  # noqa: E402
-from diarize.voiceprints import Calibration, EmbeddedStore, ServerStore, SpeakerRegistry, VoiceLinker  # noqa: E402
+from diarize.voiceprints import (  # noqa: E402
+    Calibration,
+    EmbeddedStore,
+    ServerStore,
+    SpeakerRegistry,
+    VoiceLinker,
+)
 from diarize.voiceprints.enrollment import EnrollmentSample, _windows, two_means  # noqa: E402
 from diarize.voiceprints.identification import identify_vectors  # noqa: E402
 from diarize.voiceprints.store import NewPoint  # noqa: E402
@@ -353,15 +359,16 @@ def fingerprint_benchmark(c: Corpus, cal: Calibration, n_calls: int = 40, pipeli
             results = _pipeline_results(calls)
             cached.write_bytes(pickle.dumps(results))
     else:
-        results = [(Result([], [Speaker("Speaker A", call["agent_talk"], 3, call["agent_vec"].astype(np.float32)),
-                                Speaker("Speaker B", call["customer_talk"], 3, call["customer_vec"].astype(np.float32))],
-                           60.0, c.model_id), {"Speaker A": call["agent"], "Speaker B": call["customer"]})
-                   for call in calls]
+        results = []
+        for call in calls:
+            agent = Speaker("Speaker A", call["agent_talk"], 3, call["agent_vec"].astype(np.float32))
+            customer = Speaker("Speaker B", call["customer_talk"], 3, call["customer_vec"].astype(np.float32))
+            people = {"Speaker A": call["agent"], "Speaker B": call["customer"]}
+            results.append((Result([], [agent, customer], 60.0, c.model_id), people))
     tmp = Path(tempfile.mkdtemp())
     try:
         with EmbeddedStore(tmp) as store:
             linker = VoiceLinker(store.collection(c.model_id, c.dimension), cal)
-            owner: dict[str, str] = {}  # observation (file, label) -> person
             links = []
             for call, (res, people) in zip(calls, results):
                 for link in linker.observe(TENANT, call["file_id"], res.speakers):
@@ -492,16 +499,18 @@ def store_benchmark(sizes: list[int], dimension: int = 256, queries: int = 300, 
                     ms.append((time.perf_counter() - t0) * 1000)
                     cpu.append((time.process_time() - c0) * 1000)
                     assert len(hits) == 5 and all(h.payload["tenant"] == tenant for h in hits)
-                lat[label] = {"points": int(np.sum(tenants == int(tenant.split("-")[1]))),
+                size = int(np.sum(tenants == int(tenant.split("-")[1])))
+                lat[label] = {"points": size,
                               "p50_ms": round(float(np.percentile(ms, 50)), 2),
                               "p99_ms": round(float(np.percentile(ms, 99)), 2),
                               "cpu_p50_ms": round(float(np.percentile(cpu, 50)), 2),
                               "cpu_p99_ms": round(float(np.percentile(cpu, 99)), 2)}
             store.close()
             size_mb = sum(f.stat().st_blocks * 512 for f in tmp.rglob("*") if f.is_file()) / 2**20
-            out[str(n)] = {"engine": engine, "points": n, "dimension": dimension, "load_average": round(os.getloadavg()[0], 1),
-                           "cpus": os.cpu_count(), "write_s": round(write_s, 1),
-                           "reopen_s": round(reopen_s, 3), "disk_mb": round(size_mb), **lat}
+            out[str(n)] = {"engine": engine, "points": n, "dimension": dimension,
+                           "load_average": round(os.getloadavg()[0], 1), "cpus": os.cpu_count(),
+                           "write_s": round(write_s, 1), "reopen_s": round(reopen_s, 3),
+                           "disk_mb": round(size_mb), **lat}
             print(json.dumps(out[str(n)]))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

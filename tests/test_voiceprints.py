@@ -6,16 +6,6 @@ import dataclasses
 
 import numpy as np
 import pytest
-from ._voiceprint_fakes import (
-    CALIBRATION,
-    FakeDiarizer,
-    ToneBackend,
-    energy_vad,
-    result,
-    speaker,
-    tone,
-    voice_vector,
-)
 
 from diarize.errors import (
     EnrollmentError,
@@ -28,6 +18,17 @@ from diarize.result import Utterance
 from diarize.voiceprints import VoiceLinker, Voiceprints, apply_names, assign
 from diarize.voiceprints.calibration import Calibration
 from diarize.voiceprints.store import EmbeddedStore
+
+from ._voiceprint_fakes import (
+    CALIBRATION,
+    FakeDiarizer,
+    ToneBackend,
+    energy_vad,
+    result,
+    speaker,
+    tone,
+    voice_vector,
+)
 
 pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed")
 
