@@ -5,12 +5,28 @@ A small run for CI (10 cases per operation); benchmarks/README.md reports the lo
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 schemathesis = pytest.importorskip("schemathesis")
 
 from .servicekit import Server, auth, calibration_file  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def hide_broken_lazy_modules():
+    """speechbrain (imported by the ECAPA tests) leaves lazy modules in sys.modules that raise ImportError on
+    any attribute access (its optional k2 integration); hypothesis scans sys.modules, so hide them meanwhile."""
+    hidden = {}
+    for name, module in list(sys.modules.items()):
+        try:
+            getattr(module, "__file__", None)
+        except ImportError:
+            hidden[name] = sys.modules.pop(name)
+    yield
+    sys.modules.update(hidden)
 
 
 @pytest.fixture(scope="module")
