@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -11,19 +12,53 @@ import torch
 
 from .audio import Audio, load_audio
 from .clustering import cluster_embeddings
-from .config import PipelineConfig
+from .config import ClusteringConfig, PipelineConfig, PostprocessConfig
 from .embeddings import load_backend
 from .postprocess import assign_utterances
-from .result import Result, Speaker
-from .segmentation import sliding_windows
-from .speaker_count import speaker_bounds
+from .result import Result, Speaker, Utterance
+from .segmentation import Windows, sliding_windows
+from .speaker_count import SpeakerBounds, speaker_bounds
 from .vad import SileroVAD
 
 ProgressCallback = Callable[[str, float], None]
 
 
+@dataclass(frozen=True)
+class SpeechEmbeddings:
+    """The expensive half of the pipeline's work: where speech is, and one embedding per window."""
+
+    regions: np.ndarray
+    windows: Windows
+    embeddings: np.ndarray
+    duration: float
+
+
+def label_speakers(
+    features: SpeechEmbeddings,
+    bounds: SpeakerBounds,
+    clustering: ClusteringConfig = ClusteringConfig(),
+    postprocess: PostprocessConfig = PostprocessConfig(),
+) -> tuple[list[Utterance], list[Speaker]]:
+    """The cheap half: cluster the window embeddings and turn window labels into utterances."""
+    result = cluster_embeddings(features.embeddings, bounds, clustering)
+    similarity = features.embeddings @ result.centroids.T
+    utterances, clusters = assign_utterances(
+        features.regions, features.windows, result.labels, similarity, features.duration, postprocess
+    )
+    speakers = [
+        Speaker(
+            label=name,
+            talk_time=sum(u.duration for u in utterances if u.speaker == name),
+            utterance_count=sum(1 for u in utterances if u.speaker == name),
+            centroid=result.centroids[index],
+        )
+        for name, index in clusters.items()
+    ]
+    return utterances, speakers
+
+
 class DiarizationPipeline:
-    """Audio in, labeled utterances out. Models load once, in the constructor; calls are reentrant-free but cheap.
+    """Audio in, labeled utterances out. Models load once, in the constructor.
 
     >>> pipeline = DiarizationPipeline()
     >>> result = pipeline("meeting.wav", max_speakers=4)
@@ -35,6 +70,20 @@ class DiarizationPipeline:
         self.embedding_backend = load_backend(config.embedding)
         # silero_vad sets torch to 1 thread on import: choose the count deliberately, after all imports.
         torch.set_num_threads(config.embedding.num_threads or os.cpu_count() or 1)
+
+    def embed_speech(self, audio: Audio, progress: ProgressCallback | None = None) -> SpeechEmbeddings:
+        """VAD, windows and window embeddings of the mono downmix."""
+        report = progress or (lambda stage, fraction: None)
+        samples = audio.mono()
+        report("vad", 0.05)
+        regions = self.vad(samples)
+        windows = sliding_windows(regions, audio.duration, self.config.segmentation)
+        report("embed", 0.1)
+        starts, ends = windows.sample_bounds(audio.sample_rate)
+        embeddings = self.embedding_backend.embed_windows(
+            samples, starts, ends, progress=lambda f: report("embed", 0.1 + 0.8 * f)
+        )
+        return SpeechEmbeddings(regions, windows, embeddings, audio.duration)
 
     def __call__(
         self,
@@ -50,30 +99,9 @@ class DiarizationPipeline:
         if not isinstance(audio, Audio):
             audio = load_audio(audio, self.config.audio)
         bounds = speaker_bounds(audio.duration, num_speakers, min_speakers, max_speakers)
-        samples = audio.mono()
-        report("vad", 0.05)
-        regions = self.vad(samples)
-        windows = sliding_windows(regions, audio.duration, self.config.segmentation)
-        report("embed", 0.1)
-        starts, ends = windows.sample_bounds(audio.sample_rate)
-        embeddings = self.embedding_backend.embed_windows(
-            samples, starts, ends, progress=lambda f: report("embed", 0.1 + 0.8 * f)
-        )
+        features = self.embed_speech(audio, report)
         report("cluster", 0.9)
-        clustering = cluster_embeddings(embeddings, bounds, self.config.clustering)
-        similarity = embeddings @ clustering.centroids.T
-        utterances, clusters = assign_utterances(
-            regions, windows, clustering.labels, similarity, audio.duration, self.config.postprocess
-        )
-        speakers = [
-            Speaker(
-                label=name,
-                talk_time=sum(u.duration for u in utterances if u.speaker == name),
-                utterance_count=sum(1 for u in utterances if u.speaker == name),
-                centroid=clustering.centroids[index],
-            )
-            for name, index in clusters.items()
-        ]
+        utterances, speakers = label_speakers(features, bounds, self.config.clustering, self.config.postprocess)
         report("done", 1.0)
         return Result(
             utterances=utterances,

@@ -11,24 +11,20 @@ _CHUNK = 512  # Silero's frame at 16 kHz: 32 ms
 _SAMPLE_RATE = 16000
 
 
-def normalize_loudness(samples: np.ndarray, target_rms_dbfs: float = -23.0, max_gain_db: float = 40.0) -> np.ndarray:
-    """Scale a recording so its loud speech (99th percentile of 32 ms frame RMS) sits near ``target_rms_dbfs``.
+def loudness_gain(samples: np.ndarray, target_rms_dbfs: float = -23.0, max_gain_db: float = 40.0) -> float:
+    """Linear gain (>= 1) that brings loud speech (99th percentile of 32 ms frame RMS) near ``target_rms_dbfs``.
 
-    Quiet recordings (e.g. -40 dBFS meeting mixes) otherwise lose most of their speech in the VAD.
-    Only ever amplifies, never attenuates; peaks are clipped to [-1, 1].
+    Quiet recordings (e.g. -40 dBFS meeting mixes) otherwise lose speech in the VAD. Never attenuates.
     """
     n_frames = len(samples) // _CHUNK
     if n_frames == 0:
-        return samples
+        return 1.0
     frames = samples[: n_frames * _CHUNK].reshape(n_frames, _CHUNK)
-    rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
+    rms = np.sqrt(np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / _CHUNK)
     speech_level = float(np.percentile(rms, 99))
     if speech_level <= 1e-7:
-        return samples
-    gain_db = min(max_gain_db, target_rms_dbfs - 20 * np.log10(speech_level))
-    if gain_db <= 0:
-        return samples
-    return np.clip(samples * np.float32(10 ** (gain_db / 20)), -1.0, 1.0).astype(np.float32)
+        return 1.0
+    return float(10 ** (max(0.0, min(max_gain_db, target_rms_dbfs - 20 * np.log10(speech_level))) / 20))
 
 
 class SileroVAD:
@@ -49,14 +45,16 @@ class SileroVAD:
         self.warmup_chunks = int(warmup_seconds * _SAMPLE_RATE) // _CHUNK
 
     @torch.inference_mode()
-    def speech_probabilities(self, samples: np.ndarray) -> np.ndarray:
-        """One speech probability per 32 ms chunk of ``samples``."""
+    def speech_probabilities(self, samples: np.ndarray, gain: float = 1.0) -> np.ndarray:
+        """One speech probability per 32 ms chunk of ``samples``, scaled by ``gain`` and clipped on the fly
+        (hours of audio are never copied)."""
         n_chunks = -(-len(samples) // _CHUNK)
         if n_chunks == 0:
             return np.zeros(0, dtype=np.float32)
-        padded = np.zeros(n_chunks * _CHUNK, dtype=np.float32)
-        padded[: len(samples)] = samples
-        chunks = padded.reshape(n_chunks, _CHUNK)
+        full = len(samples) // _CHUNK
+        body = samples[: full * _CHUNK].reshape(full, _CHUNK)
+        tail = np.zeros(_CHUNK, dtype=np.float32)
+        tail[: len(samples) - full * _CHUNK] = samples[full * _CHUNK :]
         n_streams = -(-n_chunks // self.stream_chunks)
         starts = np.arange(n_streams) * self.stream_chunks
         warm = np.minimum(starts, self.warmup_chunks)
@@ -68,7 +66,11 @@ class SileroVAD:
             index = starts - warm + step
             valid = index < np.minimum(starts + self.stream_chunks, n_chunks)
             batch[:] = 0.0
-            batch[valid] = chunks[index[valid]]
+            rows = np.flatnonzero(valid & (index < full))
+            batch[rows] = body[index[rows]]
+            batch[valid & (index == full)] = tail
+            if gain != 1.0:
+                np.clip(batch * np.float32(gain), -1.0, 1.0, out=batch)
             out = self.model(torch.from_numpy(batch), _SAMPLE_RATE).numpy().reshape(-1)
             keep = valid & (step >= warm)
             probs[index[keep]] = out[keep]
@@ -77,9 +79,8 @@ class SileroVAD:
 
     def __call__(self, samples: np.ndarray) -> np.ndarray:
         """Speech regions as a ``(k, 2)`` float array of [start, end] seconds, sorted, non-overlapping."""
-        if self.config.normalize_loudness:
-            samples = normalize_loudness(samples, self.config.target_rms_dbfs)
-        probs = self.speech_probabilities(samples)
+        gain = loudness_gain(samples, self.config.target_rms_dbfs) if self.config.normalize_loudness else 1.0
+        probs = self.speech_probabilities(samples, gain)
         return regions_from_probabilities(probs, self.frame_duration, len(samples) / _SAMPLE_RATE, self.config)
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from diarize.config import VADConfig
-from diarize.vad import SileroVAD, normalize_loudness, regions_from_probabilities
+from diarize.vad import SileroVAD, loudness_gain, regions_from_probabilities
 
 from .speech import reader_utterances
 
@@ -40,15 +40,13 @@ def test_padding_keeps_regions_disjoint_and_inside_audio():
     assert np.all(regions[1:, 0] >= regions[:-1, 1])
 
 
-def test_normalize_loudness_amplifies_quiet_audio_only():
+def test_loudness_gain_amplifies_quiet_audio_only():
     rng = np.random.default_rng(0)
     quiet = (rng.standard_normal(16000 * 5) * 0.003).astype(np.float32)
-    louder = normalize_loudness(quiet, target_rms_dbfs=-23.0)
-    gain = np.std(louder) / np.std(quiet)
-    assert 10 < gain < 30
-    loud = (rng.standard_normal(16000) * 0.3).astype(np.float32)
-    assert np.array_equal(normalize_loudness(loud), loud)
-    assert np.array_equal(normalize_loudness(np.zeros(16000, np.float32)), np.zeros(16000, np.float32))
+    assert 10 < loudness_gain(quiet, target_rms_dbfs=-23.0) < 30
+    assert loudness_gain((rng.standard_normal(16000) * 0.3).astype(np.float32)) == 1.0
+    assert loudness_gain(np.zeros(16000, np.float32)) == 1.0
+    assert loudness_gain(np.full(16000, 1e-6, np.float32)) == pytest.approx(100.0)  # capped at +40 dB
 
 
 def test_silence_and_noise_have_no_speech(vad):
@@ -57,6 +55,13 @@ def test_silence_and_noise_have_no_speech(vad):
     noise = (rng.standard_normal(16000 * 10) * 0.01).astype(np.float32)
     regions = vad(noise)
     assert (regions[:, 1] - regions[:, 0]).sum() < 0.5
+
+
+def test_gain_is_applied_without_copying_the_signal(vad):
+    rng = np.random.default_rng(3)
+    signal = (rng.standard_normal(16000 * 3 + 100) * 0.01).astype(np.float32)
+    scaled = np.clip(signal * 20, -1, 1)
+    assert np.allclose(vad.speech_probabilities(signal, gain=20.0), vad.speech_probabilities(scaled), atol=1e-5)
 
 
 def test_batched_streams_match_sequential(vad):

@@ -44,13 +44,13 @@ class ResemblyzerBackend(EmbeddingBackend):
         """Power mel spectrogram ``(frames, 40)``, frame i centred on sample ``i * 160``; computed in blocks."""
         import librosa
 
-        n_frames = len(samples) // _HOP + 1
+        n = len(samples)
+        n_frames = n // _HOP + 1
         out = np.empty((n_frames, 40), dtype=np.float32)
-        pad = _N_FFT // 2
-        padded = np.pad(samples.astype(np.float32, copy=False), (pad, pad))
         for first in range(0, n_frames, block_frames):
             last = min(first + block_frames, n_frames)
-            segment = padded[first * _HOP : (last - 1) * _HOP + _N_FFT]
+            lo, hi = first * _HOP - _N_FFT // 2, (last - 1) * _HOP + _N_FFT // 2
+            segment = np.pad(samples[max(lo, 0) : min(hi, n)], (max(-lo, 0), max(hi - n, 0)))
             mel = librosa.feature.melspectrogram(
                 y=segment, sr=16000, n_fft=_N_FFT, hop_length=_HOP, n_mels=40, center=False
             )

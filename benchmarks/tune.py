@@ -1,0 +1,74 @@
+"""Grid search over the cheap half of the pipeline (clustering, post-processing) on cached embeddings.
+
+VAD and embeddings run once per file for the given front-end configuration; every grid point then
+re-clusters and re-scores in seconds. Use it on ``sim`` (tune) and confirm on ``sim-heldout``:
+
+    python -m benchmarks.tune --split tune --grid '{"clustering.merge_threshold": [0.7, 0.75, 0.8]}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from typing import Any
+
+from pyannote.core import Annotation
+
+from diarize.audio import load_audio
+from diarize.config import PipelineConfig
+from diarize.pipeline import DiarizationPipeline, label_speakers
+from diarize.result import annotation_from_utterances
+from diarize.speaker_count import speaker_bounds
+
+from .datasets import Item, ami_items, call_items, sim_items
+from .metrics import Scorer
+
+
+def with_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> PipelineConfig:
+    """``{"clustering.merge_threshold": 0.7}`` applied to a copy of ``config``."""
+    data = config.model_dump()
+    for dotted, value in overrides.items():
+        section, field = dotted.split(".")
+        data[section][field] = value
+    return PipelineConfig.model_validate(data)
+
+
+def items_of(name: str) -> list[Item]:
+    if name in ("tune", "heldout"):
+        return sim_items(name)
+    return call_items() if name == "calls" else ami_items()
+
+
+def score_grid(items: list[Item], base: PipelineConfig, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    """One summary row per grid point (front end computed once per file with ``base``)."""
+    pipeline = DiarizationPipeline(base)
+    features = [pipeline.embed_speech(load_audio(item.audio, base.audio)) for item in items]
+    rows = []
+    for values in itertools.product(*grid.values()):
+        overrides = dict(zip(grid, values))
+        config = with_overrides(base, overrides)
+        scorer = Scorer()
+        for item, feats in zip(items, features):
+            utterances, _ = label_speakers(feats, speaker_bounds(feats.duration), config.clustering, config.postprocess)
+            hypothesis: Annotation = annotation_from_utterances(utterances, item.uri)
+            scorer.add(item.reference, hypothesis, item.uem, item.num_speakers, 0.0, item.duration)
+        summary = scorer.summary()
+        rows.append({**overrides, **{k: summary[k] for k in ("der", "der_forgiving", "miss", "false_alarm", "confusion")},
+                     "count_exact": summary.get("count_exact"), "count_mae": summary.get("count_mae")})
+        print(json.dumps(rows[-1], default=lambda v: round(v, 4)), flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--split", default="tune", help="tune, heldout, calls or ami")
+    parser.add_argument("--config", help="base PipelineConfig JSON (front end and defaults)")
+    parser.add_argument("--grid", default="{}", help='JSON {"section.field": [values]}')
+    args = parser.parse_args()
+    base = PipelineConfig.model_validate_json(open(args.config).read()) if args.config else PipelineConfig()
+    score_grid(items_of(args.split), base, json.loads(args.grid))
+
+
+if __name__ == "__main__":
+    main()
