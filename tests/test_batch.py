@@ -192,6 +192,20 @@ def cli(*args: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
+def children(pid: int) -> list[int]:
+    return [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
+
+
+def wait_gone(pids: list[int], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads worker processes from /proc (Linux)")
 def test_killed_and_restarted_run_matches_an_uninterrupted_one(archive, first_run, tmp_path):
     whole, _, _ = first_run  # the same options through the API
     args = [str(archive), "--out", str(tmp_path), "--workers", "1", "--threads", "2", "--quiet", "--no-fingerprint"]
@@ -199,8 +213,10 @@ def test_killed_and_restarted_run_matches_an_uninterrupted_one(archive, first_ru
     deadline = time.monotonic() + 300
     while not list(tmp_path.rglob("*.rttm")) and time.monotonic() < deadline:
         time.sleep(0.02)
+    workers = children(killed.pid)
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=60)
+    assert workers and wait_gone(workers)  # they die with the driver instead of finishing unwanted work
     assert 0 < sum(name.endswith(".rttm") for name in tree(tmp_path)) < GOOD
     rerun = cli(*args)
     _, err = rerun.communicate(timeout=600)

@@ -54,7 +54,7 @@ def run_batch(
     if options.multichannel:
         raise BatchError("--multichannel is not available yet: per-channel diarization is not in this version")
     out_root = Path(out_dir)
-    inputs = discover(list(source) if isinstance(source, (list, tuple)) else source, options.pattern, out_root)
+    inputs = discover(source, options.pattern, out_root)
     summary = BatchSummary(files=len(inputs))
     with OutputFolder(out_root) as folder:
         config_hash = options.config_hash()

@@ -7,6 +7,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Sequence
 
 from .errors import BatchError
 
@@ -24,7 +25,7 @@ class Input:
     rel: str
 
 
-def discover(source: str | os.PathLike[str] | list, pattern: str | None = None,
+def discover(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], pattern: str | None = None,
              exclude: Path | None = None) -> list[Input]:
     """The inputs of ``source`` sorted by ``rel``: a directory tree, a manifest file, or a list of paths.
 
