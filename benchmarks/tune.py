@@ -9,18 +9,22 @@ re-clusters and re-scores in seconds. Use it on ``sim`` (tune) and confirm on ``
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import json
 from typing import Any
 
+import numpy as np
 from pyannote.core import Annotation
 
 from diarize.audio import load_audio
 from diarize.config import PipelineConfig
-from diarize.pipeline import DiarizationPipeline, label_speakers
+from diarize.pipeline import DiarizationPipeline, SpeechEmbeddings, label_speakers
 from diarize.result import annotation_from_utterances
+from diarize.segmentation import Windows
 from diarize.speaker_count import speaker_bounds
 
+from . import cache_root
 from .datasets import Item, ami_items, call_items, sim_items
 from .metrics import Scorer
 
@@ -40,10 +44,30 @@ def items_of(name: str) -> list[Item]:
     return call_items() if name == "calls" else ami_items()
 
 
+def cached_features(items: list[Item], base: PipelineConfig) -> list[SpeechEmbeddings]:
+    """Front-end output per file, kept on disk per front-end configuration (VAD, windows, embedding)."""
+    front = base.model_dump_json(include={"audio", "vad", "segmentation", "embedding"})
+    folder = cache_root() / "features" / hashlib.sha256(front.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    pipeline = None
+    out = []
+    for n, item in enumerate(items, 1):
+        path = folder / f"{item.uri}.npz"
+        if not path.exists():
+            pipeline = pipeline or DiarizationPipeline(base)
+            f = pipeline.embed_speech(load_audio(item.audio, base.audio))
+            print(f"front end {n}/{len(items)}: {item.uri}", flush=True)
+            np.savez(path, regions=f.regions, starts=f.windows.starts, ends=f.windows.ends, region=f.windows.region,
+                     embeddings=f.embeddings, duration=f.duration)
+        data = np.load(path)
+        windows = Windows(data["starts"], data["ends"], data["region"])
+        out.append(SpeechEmbeddings(data["regions"], windows, data["embeddings"], float(data["duration"])))
+    return out
+
+
 def score_grid(items: list[Item], base: PipelineConfig, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     """One summary row per grid point (front end computed once per file with ``base``)."""
-    pipeline = DiarizationPipeline(base)
-    features = [pipeline.embed_speech(load_audio(item.audio, base.audio)) for item in items]
+    features = cached_features(items, base)
     rows = []
     for values in itertools.product(*grid.values()):
         overrides = dict(zip(grid, values))

@@ -1,4 +1,5 @@
-"""Command line: ``diarize run FILE`` prints or writes who spoke when; ``diarize batch SRC`` does a whole archive."""
+"""Command line: ``diarize run FILE`` prints or writes who spoke when; ``batch SRC`` does a whole archive;
+``serve`` and ``keys`` run the HTTP API."""
 
 from __future__ import annotations
 
@@ -117,6 +118,90 @@ def batch(
         err.print(f"[red]error:[/red] {' '.join(str(exc).split())}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(batch_main(src, out, options, quiet))
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    workers: Optional[int] = typer.Option(None, help="Worker processes (default: DIARIZE_WORKERS or the CPU count)."),
+    data_dir: Optional[Path] = typer.Option(None, help="Data folder (default: DIARIZE_DATA_DIR)."),
+) -> None:
+    """Run the HTTP API (service/); other settings come from DIARIZE_* variables or $DIARIZE_SETTINGS."""
+    import os
+
+    if workers is not None:
+        os.environ["DIARIZE_WORKERS"] = str(workers)
+    if data_dir is not None:
+        os.environ["DIARIZE_DATA_DIR"] = str(data_dir)
+    try:
+        import uvicorn
+        from pydantic import ValidationError
+
+        from service.app import create_app
+    except ImportError as exc:
+        fail(f"the HTTP service needs the service extra: pip install -e '.[service]' ({exc})")
+    try:
+        application = create_app()
+    except ValidationError as exc:
+        fail(f"invalid settings: {exc}")
+    uvicorn.run(application, host=host, port=port, timeout_graceful_shutdown=30)
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of the HTTP service (stored hashed, shown once).")
+app.add_typer(keys_app, name="keys")
+KeysFile = typer.Option(None, "--keys-file", help="Keys file (default: DIARIZE_KEYS_FILE or <data dir>/keys.json).")
+
+
+def _key_file(path: Optional[Path]):
+    from service.keys import KeyFile
+    from service.settings import Settings
+
+    return KeyFile(path or Settings().resolved_keys_file)
+
+
+@keys_app.command("add")
+def keys_add(
+    tenant: str = typer.Argument(..., help="Tenant the key belongs to."), keys_file: Optional[Path] = KeysFile
+) -> None:
+    """Create an API key for TENANT and print it (only its hash is stored)."""
+    from service.keys import KeyFileError
+
+    try:
+        record, key = _key_file(keys_file).add(tenant)
+    except (KeyFileError, OSError) as exc:
+        fail(str(exc))
+    err.print(f"key {record.key_id} for tenant {record.tenant}; store it now, it is not shown again:")
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("list")
+def keys_list(keys_file: Optional[Path] = KeysFile) -> None:
+    """List key ids and tenants (never the keys)."""
+    from service.keys import KeyFileError
+
+    try:
+        records = _key_file(keys_file).records()
+    except KeyFileError as exc:
+        fail(str(exc))
+    for r in records:
+        sys.stdout.write(f"{r.key_id}\t{r.tenant}\t{r.created_at}\n")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: str = typer.Argument(..., help="Key id from 'diarize keys list'."), keys_file: Optional[Path] = KeysFile
+) -> None:
+    """Revoke a key by its id."""
+    from service.keys import KeyFileError
+
+    try:
+        record = _key_file(keys_file).revoke(key_id)
+    except (KeyFileError, OSError) as exc:
+        fail(str(exc))
+    if record is None:
+        fail(f"no key with id {key_id}")
+    err.print(f"revoked key {record.key_id} of tenant {record.tenant}")
 
 
 if __name__ == "__main__":

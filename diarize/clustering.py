@@ -91,7 +91,13 @@ def cluster_embeddings(embeddings: np.ndarray, bounds: SpeakerBounds, config: Cl
     subset = representative_indices(n, config.max_windows)
     sample = embeddings[subset]
     estimate = estimate_speaker_count(sample, bounds, config.p_percentile_grid)
-    k = min(estimate.num_speakers, len(sample))
+    k = estimate.num_speakers
+    if not bounds.exact:
+        # Over-split, then let the centroid merge decide: merging look-alikes is safer than splitting blends.
+        k = min(int(np.ceil(k * config.oversplit)), bounds.max_speakers)
+        if k != estimate.num_speakers:
+            estimate = estimate_speaker_count(sample, SpeakerBounds(k, k), config.p_percentile_grid)
+    k = min(k, len(sample))
     if config.method == "spectral":
         features = _unit(spectral_embedding(estimate.affinity, k))
     else:

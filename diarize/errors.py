@@ -35,3 +35,35 @@ class ConfigError(DiarizeError, ValueError):
 
 class ModelError(DiarizeError):
     """A model's weights cannot be found, loaded or verified."""
+
+
+class VoiceprintError(DiarizeError):
+    """A voiceprint operation was refused (enrollment, identification, fingerprinting, store)."""
+
+
+class EnrollmentError(VoiceprintError):
+    """An enrollment sample fails a quality gate (too little speech, several speakers, silence, noise)."""
+
+
+class SpeakerNotFoundError(VoiceprintError):
+    """No enrolled speaker of that name exists for this tenant."""
+
+
+class SpeakerExistsError(VoiceprintError):
+    """An enrolled speaker of that name already exists for this tenant."""
+
+
+class VoiceNotFoundError(VoiceprintError):
+    """No fingerprinted voice with that id exists for this tenant."""
+
+
+class ModelMismatchError(VoiceprintError):
+    """Vectors from one embedding model were compared with a store built for another."""
+
+
+class StoreError(VoiceprintError):
+    """The voiceprint store cannot be opened, read or written."""
+
+
+class StoreLockedError(StoreError):
+    """The embedded voiceprint store is already open in another process."""

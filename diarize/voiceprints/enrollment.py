@@ -1,0 +1,417 @@
+"""Enrollment: quality gates on voice samples, and the enrolled speakers of each tenant.
+
+Crash safety: a speaker is one *speaker record* point (its name, role, metadata, voiceprint and the
+ids of its committed samples) plus one point per sample. Writes go samples first, record last; the
+record is the commit. Readers only trust samples listed in a record, so a crash at any moment leaves
+the old or the new speaker, plus at worst unlisted sample points that :meth:`SpeakerRegistry.vacuum`
+removes. Deletion removes the record first, then every point of the speaker.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import threading
+import uuid
+from dataclasses import dataclass, field
+from os import PathLike
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..embeddings.base import EmbeddingBackend
+from ..errors import (
+    EnrollmentError,
+    ModelMismatchError,
+    SpeakerExistsError,
+    SpeakerNotFoundError,
+)
+from ..result import Result
+from .store import Collection, NewPoint, StoredPoint
+
+SAMPLE_RATE = 16000
+#: Least speech (seconds) an enrollment needs in total, and per sample.
+MIN_SPEECH = 3.0
+MIN_SAMPLE_SPEECH = 1.0
+#: Below this much speech in total the voiceprint is usable but weak: enrollment warns.
+RECOMMENDED_SPEECH = 10.0
+#: With a diarizer: the main speaker must hold this share of the sample's speech, else it is refused.
+DOMINANT_SHARE = 0.7
+#: Without a diarizer: two groups of speech windows whose centroids score below this are two voices.
+SEPARATION = 0.75
+_WINDOW, _HOP = 1.5, 0.75
+_MAX_NAME = 200
+
+AudioInput = Any  # a path, bytes, a diarize.audio.Audio, or 16 kHz mono float samples
+Diarizer = Callable[[Any], Result]
+VAD = Callable[[np.ndarray], Sequence[tuple[float, float]]]
+
+
+@dataclass(frozen=True)
+class EnrollmentSample:
+    """One accepted sample: its voice vector, how much speech it held, and what the gates noticed."""
+
+    vector: np.ndarray
+    speech_seconds: float
+    source: str
+    digest: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EnrolledSpeaker:
+    """An enrolled voice of one tenant."""
+
+    speaker_id: str
+    name: str
+    role: str | None
+    metadata: dict[str, Any]
+    n_samples: int
+    speech_seconds: float
+    created_at: str
+    updated_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"speaker_id": self.speaker_id, "name": self.name, "role": self.role, "metadata": self.metadata,
+                "n_samples": self.n_samples, "speech_seconds": round(self.speech_seconds, 2),
+                "created_at": self.created_at, "updated_at": self.updated_at}
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> "EnrolledSpeaker":
+        return cls(payload["speaker_id"], payload["name"], payload.get("role"), dict(payload.get("metadata") or {}),
+                   len(payload.get("sample_ids") or ()), float(payload.get("speech_seconds", 0.0)),
+                   payload.get("created_at", ""), payload.get("updated_at", ""))
+
+
+@dataclass(frozen=True)
+class EnrollmentReport:
+    """What :meth:`SpeakerRegistry.enroll` did."""
+
+    speaker: EnrolledSpeaker
+    created: bool
+    samples_added: int
+    warnings: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- quality gates
+
+
+def to_samples(audio: AudioInput) -> tuple[np.ndarray, str]:
+    """16 kHz mono float32 samples and a printable source name from any accepted audio input."""
+    if isinstance(audio, np.ndarray):
+        x = np.asarray(audio, dtype=np.float32)
+        if x.ndim == 2:
+            x = x.mean(axis=0)
+        if x.ndim != 1:
+            raise EnrollmentError(f"sample array must be 1-D mono 16 kHz audio, got shape {audio.shape}")
+        return x, "array"
+    if hasattr(audio, "mono") and hasattr(audio, "sample_rate"):
+        return np.asarray(audio.mono(), dtype=np.float32).reshape(-1), "audio"
+    from ..audio import load_audio  # the pipeline's decoder; raises AudioError subclasses
+
+    name = str(audio) if isinstance(audio, (str, PathLike)) else "bytes"
+    return np.asarray(load_audio(audio).mono(), dtype=np.float32).reshape(-1), name
+
+
+def _windows(regions: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    win, hop = int(_WINDOW * SAMPLE_RATE), int(_HOP * SAMPLE_RATE)
+    starts, ends = [], []
+    for a, b in regions:
+        s, e = int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)
+        if e - s < win:
+            if e - s >= int(0.5 * SAMPLE_RATE):
+                starts.append(s), ends.append(e)
+            continue
+        for w in range(s, e - win + 1, hop):
+            starts.append(w), ends.append(w + win)
+        if (e - win) % hop:
+            starts.append(e - win), ends.append(e)
+    return np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+
+
+def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | None = None,
+                   diarizer: Diarizer | None = None, dominant_share: float = DOMINANT_SHARE,
+                   separation: float = SEPARATION) -> EnrollmentSample:
+    """Check one enrollment sample and embed its (dominant) speaker's speech.
+
+    Refuses (EnrollmentError) silence, samples without speech, and samples where no single voice
+    holds ``dominant_share`` of the speech; a dominant voice among others is kept with a warning.
+    Without ``diarizer`` voices are told apart by splitting the speech windows in two and comparing
+    the halves' centroids against ``separation`` (a cosine).
+    """
+    samples, source = to_samples(audio)
+    warnings: list[str] = []
+    if samples.size < SAMPLE_RATE * MIN_SAMPLE_SPEECH or not np.all(np.isfinite(samples)):
+        raise EnrollmentError(f"{source}: too short or corrupt to enroll ({samples.size / SAMPLE_RATE:.1f} s)")
+    peak = float(np.max(np.abs(samples)))
+    if peak < 1e-4:
+        raise EnrollmentError(f"{source}: the sample is silent")
+    if diarizer is not None:
+        result = diarizer(audio if not isinstance(audio, np.ndarray) else samples)
+        vector, speech = _dominant(result, source, dominant_share, warnings)
+    else:
+        regions = list((vad or _default_vad)(samples))
+        speech = float(sum(b - a for a, b in regions))
+        if speech < MIN_SAMPLE_SPEECH:
+            raise EnrollmentError(f"{source}: no speech found ({speech:.1f} s); silence or noise cannot be enrolled")
+        starts, ends = _windows(regions)
+        windows = backend.embed_windows(samples, starts, ends)
+        vector, main_share = _main_voice(windows, separation)
+        if main_share < dominant_share:
+            raise EnrollmentError(
+                f"{source}: the sample seems to hold several voices and none dominant (the main one has "
+                f"{main_share:.0%} of the speech); enroll a clean sample of one speaker")
+        if main_share < 0.9:
+            warnings.append(f"{source}: another voice or noise in about {1 - main_share:.0%} of the speech; "
+                            "enrolled the main voice")
+            speech *= main_share
+    if speech < MIN_SAMPLE_SPEECH:
+        raise EnrollmentError(f"{source}: only {speech:.1f} s of speech; each sample needs {MIN_SAMPLE_SPEECH:.0f} s")
+    vector = np.asarray(vector, dtype=np.float32)
+    digest = hashlib.sha256(np.round(vector, 5).astype(np.float32).tobytes()).hexdigest()[:32]
+    return EnrollmentSample(vector, speech, source, digest, tuple(warnings))
+
+
+def _main_voice(windows: np.ndarray, separation: float) -> tuple[np.ndarray, float]:
+    """Unit centroid of the main voice among window embeddings, and its share of the windows.
+
+    Two-means on the unit sphere from the two most distant windows; one voice if the two centroids
+    score at least ``separation`` or the sample is too short to tell.
+    """
+    W = np.asarray(windows, dtype=np.float64)
+    W /= np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
+    whole = _unit(W.mean(axis=0))
+    if len(W) < 4:
+        return whole, 1.0
+    sims = W @ W.T
+    i, j = np.unravel_index(np.argmin(sims), sims.shape)
+    centroids = W[[i, j]]
+    for _ in range(20):
+        labels = np.argmax(W @ centroids.T, axis=1)
+        if labels.min() == labels.max():
+            return whole, 1.0
+        updated = np.stack([_unit(W[labels == k].mean(axis=0)) for k in (0, 1)])
+        if np.allclose(updated, centroids):
+            break
+        centroids = updated
+    if float(centroids[0] @ centroids[1]) >= separation:
+        return whole, 1.0
+    main = int(np.argmax(np.bincount(labels, minlength=2)))
+    return centroids[main], float(np.mean(labels == main))
+
+
+def _dominant(result: Result, source: str, share: float, warnings: list[str]) -> tuple[np.ndarray, float]:
+    speakers = [s for s in result.speakers if s.talk_time > 0]
+    if not speakers:
+        raise EnrollmentError(f"{source}: no speech found; silence or noise cannot be enrolled")
+    speakers.sort(key=lambda s: s.talk_time, reverse=True)
+    main, total = speakers[0], sum(s.talk_time for s in speakers)
+    if len(speakers) > 1:
+        if main.talk_time / total < share:
+            parts = ", ".join(f"{s.label} {s.talk_time / total:.0%}" for s in speakers)
+            raise EnrollmentError(f"{source}: {len(speakers)} voices and none dominant ({parts}); "
+                                  "enroll a sample of one speaker")
+        warnings.append(f"{source}: {len(speakers)} voices found; enrolled the main one "
+                        f"({main.talk_time:.1f} s of {total:.1f} s)")
+    if main.centroid is None:
+        raise EnrollmentError(f"{source}: the diarizer returned no voice vector for {main.label}")
+    return np.asarray(main.centroid, dtype=np.float32), float(main.talk_time)
+
+
+_VAD: Any = None
+_VAD_LOCK = threading.Lock()
+
+
+def _default_vad(samples: np.ndarray) -> Sequence[tuple[float, float]]:
+    """Speech regions by the pipeline's Silero VAD (default settings, loaded once, one caller at a time)."""
+    global _VAD
+    with _VAD_LOCK:
+        if _VAD is None:
+            from ..vad import SileroVAD
+
+            _VAD = SileroVAD()
+        return [(float(a), float(b)) for a, b in _VAD(samples)]
+
+
+# --------------------------------------------------------------------------- the enrolled speakers
+
+
+def name_key(name: str) -> str:
+    """The case- and space-insensitive form of a speaker name that must be unique per tenant."""
+    return " ".join(str(name).split()).casefold()
+
+
+def _check_name(name: str) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise EnrollmentError("a speaker name must be a non-empty string")
+    if len(name) > _MAX_NAME or any(ord(ch) < 32 for ch in name):
+        raise EnrollmentError(f"invalid speaker name {name[:40]!r}: at most {_MAX_NAME} printable characters")
+    return " ".join(name.split())
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    v = np.asarray(v, dtype=np.float64)
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+class SpeakerRegistry:
+    """Enrolled speakers of every tenant in one collection (one embedding model)."""
+
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+        self._lock = threading.RLock()
+
+    def _record(self, tenant: str, name: str) -> StoredPoint | None:
+        found = list(self.collection.scroll(tenant, "speaker", {"name_key": name_key(name)}))
+        return found[0] if found else None
+
+    def get(self, tenant: str, name: str) -> EnrolledSpeaker:
+        record = self._record(tenant, name)
+        if record is None:
+            raise SpeakerNotFoundError(f"no enrolled speaker named {name!r}")
+        return EnrolledSpeaker.from_payload(record.payload)
+
+    def list(self, tenant: str) -> list[EnrolledSpeaker]:
+        speakers = [EnrolledSpeaker.from_payload(p.payload) for p in self.collection.scroll(tenant, "speaker")]
+        return sorted(speakers, key=lambda s: name_key(s.name))
+
+    def nearest(self, tenant: str, vector: np.ndarray, limit: int = 5) -> list[tuple[EnrolledSpeaker, np.ndarray]]:
+        """The ``limit`` enrolled voiceprints closest to ``vector``, with their unit vectors."""
+        hits = self.collection.search(tenant, vector, "speaker", limit, with_vectors=True)
+        return [(EnrolledSpeaker.from_payload(h.payload), np.asarray(h.vector, dtype=np.float64)) for h in hits]
+
+    def enroll(self, tenant: str, name: str, samples: Sequence[EnrollmentSample], *, role: str | None = None,
+               metadata: Mapping[str, Any] | None = None, consistency: float | None = None,
+               model_id: str | None = None, before_commit: Callable[[], None] | None = None) -> EnrollmentReport:
+        """Create ``name`` from ``samples``, or add them to the existing speaker and update its voiceprint.
+
+        ``consistency``: refuse any sample scoring below it against the speaker's other samples.
+        ``before_commit`` runs between writing the samples and committing the record (tests use it).
+        """
+        name = _check_name(name)
+        if not samples:
+            raise EnrollmentError("enrollment needs at least one sample")
+        if model_id is not None and model_id != self.collection.model_id:
+            raise ModelMismatchError(f"samples embedded by {model_id!r} cannot enroll into the "
+                                     f"{self.collection.model_id!r} voiceprint store")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise EnrollmentError("metadata must be a mapping")
+        with self._lock:
+            record = self._record(tenant, name)
+            old_ids: list[str] = list(record.payload.get("sample_ids") or []) if record else []
+            old = self.collection.retrieve(tenant, old_ids, with_vectors=True) if old_ids else []
+            old_by_id = {p.id: p for p in old}
+            old = [old_by_id[i] for i in old_ids if i in old_by_id]
+            speaker_id = record.payload["speaker_id"] if record else uuid.uuid4().hex
+            new: dict[str, EnrollmentSample] = {}
+            for s in samples:
+                sid = self.collection.id_of(tenant, "sample", f"{speaker_id}/{s.digest}")
+                if sid not in old_by_id:
+                    new[sid] = s
+            vectors = [p.vector for p in old] + [s.vector for s in new.values()]
+            weights = [float(p.payload.get("speech_seconds", 1.0)) for p in old] + \
+                      [s.speech_seconds for s in new.values()]
+            total_speech = float(sum(weights))
+            if total_speech < MIN_SPEECH:
+                raise EnrollmentError(f"{name}: only {total_speech:.1f} s of speech in all samples; "
+                                      f"enrollment needs at least {MIN_SPEECH:.0f} s")
+            if consistency is not None and len(vectors) > 1:
+                self._check_consistency(name, vectors, weights, len(old), list(new.values()), consistency)
+            warnings = [w for s in samples for w in s.warnings]
+            if total_speech < RECOMMENDED_SPEECH:
+                warnings.append(f"{name}: {total_speech:.1f} s of speech; {RECOMMENDED_SPEECH:.0f} s or more "
+                                "gives a more reliable voiceprint")
+            capped = np.minimum(np.asarray(weights), 60.0)
+            voiceprint = _unit(np.sum([w * _unit(v) for w, v in zip(capped, vectors)], axis=0))
+            now = _now()
+            old_metadata = dict(record.payload.get("metadata") or {}) if record else {}
+            sample_points = [
+                NewPoint("sample", f"{speaker_id}/{s.digest}", s.vector,
+                         {"speaker_id": speaker_id, "speech_seconds": s.speech_seconds, "source": s.source[-200:],
+                          "created_at": now})
+                for s in new.values()]
+            self.collection.upsert(tenant, sample_points)
+            if before_commit is not None:
+                before_commit()
+            payload = {
+                "speaker_id": speaker_id, "name": name, "name_key": name_key(name),
+                "role": role if role is not None else (record.payload.get("role") if record else None),
+                "metadata": {**old_metadata, **dict(metadata or {})},
+                "sample_ids": [p.id for p in old] + list(new),
+                "speech_seconds": total_speech,
+                "created_at": record.payload.get("created_at", now) if record else now, "updated_at": now,
+            }
+            self.collection.upsert(tenant, [NewPoint("speaker", speaker_id, voiceprint, payload)])
+            self.collection.flush()
+            return EnrollmentReport(EnrolledSpeaker.from_payload(payload), record is None, len(new), warnings)
+
+    @staticmethod
+    def _check_consistency(name: str, vectors: list, weights: list, n_old: int,
+                           new: list[EnrollmentSample], threshold: float) -> None:
+        V = np.stack([_unit(v) for v in vectors])
+        w = np.minimum(np.asarray(weights), 60.0)
+        total = (w[:, None] * V).sum(axis=0)
+        for j, s in enumerate(new, start=n_old):
+            rest = _unit(total - w[j] * V[j])
+            score = float(V[j] @ rest)
+            if score < threshold:
+                raise EnrollmentError(
+                    f"{s.source}: does not sound like the other samples of {name} (score {score:.2f} < "
+                    f"{threshold:.2f}); check it is the same person")
+
+    def rename(self, tenant: str, name: str, new_name: str) -> EnrolledSpeaker:
+        """Rename a speaker (one write); refuses a name another speaker of the tenant already has."""
+        new_name = _check_name(new_name)
+        with self._lock:
+            record = self._record(tenant, name)
+            if record is None:
+                raise SpeakerNotFoundError(f"no enrolled speaker named {name!r}")
+            clash = self._record(tenant, new_name)
+            if clash is not None and clash.id != record.id:
+                raise SpeakerExistsError(f"a speaker named {new_name!r} is already enrolled")
+            update = {"name": new_name, "name_key": name_key(new_name), "updated_at": _now()}
+            self.collection.set_payload(tenant, [record.id], update)
+            self.collection.flush()
+            return EnrolledSpeaker.from_payload({**record.payload, **update})
+
+    def update(self, tenant: str, name: str, *, role: str | None = None,
+               metadata: Mapping[str, Any] | None = None) -> EnrolledSpeaker:
+        """Change a speaker's role and/or merge ``metadata`` into its metadata."""
+        with self._lock:
+            record = self._record(tenant, name)
+            if record is None:
+                raise SpeakerNotFoundError(f"no enrolled speaker named {name!r}")
+            update: dict[str, Any] = {"updated_at": _now()}
+            if role is not None:
+                update["role"] = role
+            if metadata is not None:
+                update["metadata"] = {**(record.payload.get("metadata") or {}), **dict(metadata)}
+            self.collection.set_payload(tenant, [record.id], update)
+            self.collection.flush()
+            return EnrolledSpeaker.from_payload({**record.payload, **update})
+
+    def delete(self, tenant: str, name: str) -> EnrolledSpeaker:
+        """Delete a speaker and every vector stored for it."""
+        with self._lock:
+            record = self._record(tenant, name)
+            if record is None:
+                raise SpeakerNotFoundError(f"no enrolled speaker named {name!r}")
+            speaker_id = record.payload["speaker_id"]
+            self.collection.delete_ids(tenant, [record.id])
+            self.collection.delete(tenant, None, {"speaker_id": speaker_id})
+            self.collection.flush()
+            return EnrolledSpeaker.from_payload(record.payload)
+
+    def vacuum(self, tenant: str) -> int:
+        """Remove sample points no speaker record lists (left by a crash); returns how many."""
+        with self._lock:
+            listed = {i for p in self.collection.scroll(tenant, "speaker") for i in p.payload.get("sample_ids") or ()}
+            orphans = [p.id for p in self.collection.scroll(tenant, "sample") if p.id not in listed]
+            self.collection.delete_ids(tenant, orphans)
+            if orphans:
+                self.collection.flush()
+            return len(orphans)

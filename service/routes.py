@@ -1,0 +1,239 @@
+"""The ``/v1`` diarization and job routes, plus health, readiness and metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
+
+from diarize.result import Utterance as LibUtterance
+from diarize.result import annotation_from_utterances, annotation_to_rttm
+
+from .auth import Tenant
+from .core import Service, uri_of
+from .errors import ApiError
+from .models import (
+    DiarizeOptions,
+    DiarizeResponse,
+    ErrorResponse,
+    Health,
+    Job,
+    JobList,
+    JobStatus,
+    Readiness,
+    SpeakerIdentification,
+    SpeakerOptions,
+)
+from .uploads import remove, resolve_archive_path, spool, spool_path
+
+
+def get_service(request: Request) -> Service:
+    return request.app.state.service
+
+
+Svc = Annotated[Service, Depends(get_service)]
+
+ERRORS = {
+    status: {"model": ErrorResponse, "description": text}
+    for status, text in {
+        400: "Malformed multipart body", 401: "Missing or invalid API key",
+        403: "Another tenant's object, or a path outside the archive",
+        404: "Not found", 413: "Upload or audio too long", 415: "Unsupported audio format",
+        422: "Invalid or unavailable options, or unusable audio", 429: "Queue full (see Retry-After)",
+        503: "Shutting down",
+    }.items()
+}  # fmt: skip
+
+OutputFormat = Annotated[Literal["json", "rttm"], Query(alias="format", description="json (default) or rttm")]
+
+
+def _parse(model: type, field: str, raw: str | None):
+    if raw is None or raw == "":
+        return None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise ApiError(422, "invalid_options", f"{field}{'.' + where if where else ''}: {first['msg']}") from None
+
+
+def form_options(
+    speakers_expected: Annotated[int | None, Form(ge=1, le=100, description="Exact number of speakers.")] = None,
+    speaker_options: Annotated[str | None, Form(
+        description='JSON: {"min_speakers_expected": 2, "max_speakers_expected": 4}')] = None,
+    multichannel: Annotated[bool, Form(description="Diarize channels separately (not available yet).")] = False,
+    speaker_identification: Annotated[str | None, Form(
+        description='JSON: {"speaker_type": "name", "known_values": ["Ana", "Bo"]} (not available yet)')] = None,
+    identify_enrolled: Annotated[bool, Form(description="Match speakers against enrolled voiceprints.")] = False,
+) -> DiarizeOptions:
+    """Diarization options from multipart form fields (objects as JSON strings)."""
+    try:
+        return DiarizeOptions(
+            speakers_expected=speakers_expected,
+            speaker_options=_parse(SpeakerOptions, "speaker_options", speaker_options),
+            multichannel=multichannel,
+            speaker_identification=_parse(SpeakerIdentification, "speaker_identification", speaker_identification),
+            identify_enrolled=identify_enrolled,
+        )
+    except ValidationError as exc:
+        raise ApiError(422, "invalid_options", exc.errors()[0]["msg"]) from None
+
+
+Options = Annotated[DiarizeOptions, Depends(form_options)]
+
+
+def rttm(response: dict, uri: str) -> PlainTextResponse:
+    utterances = [LibUtterance(u["speaker"], u["start"], u["end"]) for u in response["utterances"]]
+    text = annotation_to_rttm(annotation_from_utterances(utterances, uri))
+    return PlainTextResponse(text, media_type="text/plain")
+
+
+def _job_response(job, status_code: int = 202) -> JSONResponse:
+    body = Job.model_validate(job.to_api()).model_dump(mode="json")
+    return JSONResponse(body, status_code=status_code, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+v1 = APIRouter(prefix="/v1", tags=["diarization"], responses={k: v for k, v in ERRORS.items() if k in (400, 401, 422)})
+
+
+@v1.post(
+    "/diarize",
+    response_model=DiarizeResponse,
+    response_model_exclude_none=True,
+    responses={**ERRORS, 202: {"model": Job, "description": "Audio too long to answer now: a job was created"},
+               200: {"content": {"text/plain": {}}, "description": "The result (JSON, or RTTM with ?format=rttm)"}},
+    summary="Diarize one audio file",
+)
+async def diarize(
+    svc: Svc, tenant: Tenant, options: Options,
+    file: Annotated[UploadFile, File(description="Audio file (WAV, FLAC, MP3, M4A, Opus, ...)")],
+    output_format: OutputFormat = "json",
+):
+    """Who spoke when. Audio up to the synchronous limit is answered now; longer audio answers 202 with a job."""
+    svc.check_supported(options)
+    path: Path | None = spool_path(svc.data_dir, file.filename)
+    try:
+        await run_in_threadpool(spool, file, path)
+        info = await svc.probe(path, options, file.filename)
+        if info.duration > svc.settings.sync_max_duration:
+            job_id, destination = svc.store.new_audio_path(path.suffix)
+            os.replace(path, destination)
+            path = destination
+            job = svc.create_job(tenant, source="upload", audio_path=destination, filename=file.filename,
+                                 keep_audio=False, info=info, options=options, job_id=job_id)
+            path = None
+            return _job_response(job)
+        response = await svc.diarize(tenant, path, options, info, file.filename)
+    finally:
+        remove(path)
+    if output_format == "rttm":
+        return rttm(response.model_dump(), uri_of(file.filename))
+    return response
+
+
+@v1.post("/jobs", status_code=202, response_model=Job, responses=ERRORS, summary="Submit a diarization job")
+async def create_job(
+    svc: Svc, tenant: Tenant, options: Options,
+    file: Annotated[UploadFile | None, File(description="Audio file; or give path")] = None,
+    path: Annotated[str | None, Form(description="A file under the server's archive root, instead of file")] = None,
+    keep_audio: Annotated[bool, Form(description="Keep the uploaded audio until the job is deleted")] = False,
+):
+    """Queue one file (uploaded, or a path inside the archive root); poll ``GET /v1/jobs/{id}``."""
+    svc.check_supported(options)
+    if (file is None) == (path is None):
+        raise ApiError(422, "invalid_request", "give exactly one of file (upload) or path (archive)")
+    if path is not None:
+        source = resolve_archive_path(svc.settings.archive_root, tenant, path)
+        info = await svc.probe(source, options, path)
+        job_id, _ = svc.store.new_audio_path("")
+        job = svc.create_job(tenant, source="archive", audio_path=source, filename=path, keep_audio=True,
+                             info=info, options=options, job_id=job_id)
+        return _job_response(job)
+    spooled: Path | None = spool_path(svc.data_dir, file.filename)
+    try:
+        await run_in_threadpool(spool, file, spooled)
+        info = await svc.probe(spooled, options, file.filename)
+        job_id, destination = svc.store.new_audio_path(spooled.suffix)
+        os.replace(spooled, destination)
+        spooled = destination
+        job = svc.create_job(tenant, source="upload", audio_path=destination, filename=file.filename,
+                             keep_audio=keep_audio, info=info, options=options, job_id=job_id)
+        spooled = None
+    finally:
+        remove(spooled)
+    return _job_response(job)
+
+
+@v1.get("/jobs", response_model=JobList, summary="List this tenant's jobs")
+def list_jobs(
+    svc: Svc, tenant: Tenant, status: Annotated[JobStatus | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+):
+    return {"jobs": [j.to_api() for j in svc.store.list(tenant, status, limit)]}
+
+
+@v1.get("/jobs/{job_id}", response_model=Job, responses=ERRORS, summary="A job's status and progress")
+def get_job(svc: Svc, tenant: Tenant, job_id: str):
+    return svc.own_job(tenant, job_id).to_api()
+
+
+@v1.get(
+    "/jobs/{job_id}/result",
+    response_model=DiarizeResponse,
+    response_model_exclude_none=True,
+    responses={**ERRORS, 409: {"model": ErrorResponse, "description": "Not finished, or failed"},
+               200: {"content": {"text/plain": {}}, "description": "The result (JSON, or RTTM with ?format=rttm)"}},
+    summary="A finished job's result",
+)
+def job_result(svc: Svc, tenant: Tenant, job_id: str, output_format: OutputFormat = "json"):
+    job = svc.own_job(tenant, job_id)
+    if job.status == "failed":
+        raise ApiError(409, "job_failed", f"the job failed: {job.error_code}: {job.error_message}")
+    if job.status != "succeeded":
+        raise ApiError(409, "job_not_finished", f"the job is {job.status} ({job.progress:.0%}); retry later")
+    try:
+        response = json.loads(svc.store.result_path(job.id).read_text())
+    except (OSError, ValueError):
+        raise ApiError(410, "result_missing", "the result file of this job is gone from the server") from None
+    if output_format == "rttm":
+        return rttm(response, uri_of(job.filename) if job.filename else job.id)
+    return response
+
+
+@v1.delete("/jobs/{job_id}", status_code=204, responses=ERRORS, summary="Cancel and delete a job")
+def delete_job(svc: Svc, tenant: Tenant, job_id: str):
+    svc.delete_job(svc.own_job(tenant, job_id))
+    return Response(status_code=204)
+
+
+ops = APIRouter(tags=["operations"])
+
+
+@ops.get("/healthz", response_model=Health, summary="The process is up")
+def healthz():
+    return {"status": "ok"}
+
+
+@ops.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}}, summary="Models loaded")
+def readyz(svc: Svc):
+    pool = svc.pool
+    ready = pool.ready_workers
+    body = Readiness(
+        status="ready" if ready else ("unavailable" if pool.load_error else "starting"),
+        workers_ready=ready, workers=pool.size, model=pool.model_id, voiceprints=svc.voice.voiceprints is not None,
+        detail=pool.load_error or svc.voice.error,
+    ).model_dump(mode="json")
+    return JSONResponse(body, status_code=200 if ready else 503)
+
+
+@ops.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+def metrics(svc: Svc):
+    return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,74 @@
+"""What worker processes run: each handler takes the worker's pipeline, a payload and a progress callback."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+from diarize.audio import Audio, load_audio
+from diarize.errors import CorruptAudioError, DiarizeError
+
+Progress = Callable[[str, float], None]
+
+
+def load(payload: dict[str, Any], config: Any) -> Audio:
+    """Decode; a truncated file is refused unless ``accept_truncated`` (then its warning is passed on)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audio = load_audio(payload["path"], config)
+    for w in caught:
+        text = str(w.message)
+        if "truncated" in text and not payload.get("accept_truncated"):
+            raise CorruptAudioError(text.replace("using what is there", "refused (this server needs whole files)"))
+        warnings.warn(text, UserWarning, stacklevel=2)
+    return audio
+
+
+def diarize(pipeline: Any, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Decode and diarize one file; the result as ``Result.to_dict()`` with centroids."""
+    audio = load(payload, pipeline.config.audio)
+    result = pipeline(
+        audio,
+        num_speakers=payload.get("num_speakers"),
+        min_speakers=payload.get("min_speakers"),
+        max_speakers=payload.get("max_speakers"),
+        progress=progress,
+    )
+    if payload.get("uri"):
+        result.uri = payload["uri"]
+    return result.to_dict(with_centroids=True)
+
+
+def voice_samples(pipeline: Any, payload: dict[str, Any], progress: Progress) -> list[Any]:
+    """Quality gates and embedding of enrollment samples (``EnrollmentSample`` each); errors name the file."""
+    from diarize.voiceprints.enrollment import prepare_sample
+
+    out = []
+    for i, (path, name) in enumerate(zip(payload["paths"], payload["names"])):
+        progress("sample", i / len(payload["paths"]))
+        try:
+            audio = load({**payload, "path": path}, pipeline.config.audio)
+            out.append(prepare_sample(audio, pipeline.embedding_backend, diarizer=pipeline,
+                                      separation=payload["separation"]))
+        except DiarizeError as exc:
+            message = str(exc).replace(path, name)
+            message = message[len("audio: "):] if message.startswith("audio: ") else message
+            raise type(exc)(message if message.startswith(name) else f"{name}: {message}") from None
+    return out
+
+
+def sleep(pipeline: Any, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Test helper: hold the worker for ``seconds`` (used to fill the queue and to crash a running task)."""
+    import os
+    import signal
+    import time
+
+    if payload.get("crash"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(float(payload.get("seconds", 0)))
+    return {"slept": payload.get("seconds", 0)}
+
+
+HANDLERS: dict[str, Callable[[Any, dict[str, Any], Progress], Any]] = {
+    "diarize": diarize, "voice_samples": voice_samples, "sleep": sleep,
+}

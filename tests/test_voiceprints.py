@@ -1,0 +1,288 @@
+"""Enrollment gates, speaker management, identification and fingerprinting on deterministic tone voices."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from ._voiceprint_fakes import (
+    CALIBRATION,
+    FakeDiarizer,
+    ToneBackend,
+    energy_vad,
+    result,
+    speaker,
+    tone,
+    voice_vector,
+)
+
+from diarize.errors import (
+    EnrollmentError,
+    ModelMismatchError,
+    SpeakerExistsError,
+    SpeakerNotFoundError,
+    VoiceNotFoundError,
+)
+from diarize.result import Utterance
+from diarize.voiceprints import VoiceLinker, Voiceprints, apply_names, assign
+from diarize.voiceprints.calibration import Calibration
+from diarize.voiceprints.store import EmbeddedStore
+
+pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed")
+
+A, B, C = 200.0, 330.0, 470.0  # three tone "voices"
+
+
+@pytest.fixture
+def vp(tmp_path):
+    v = Voiceprints(EmbeddedStore(tmp_path), ToneBackend(), vad=energy_vad, calibration=CALIBRATION)
+    yield v
+    v.close()
+
+
+# --------------------------------------------------------------------------- enrollment
+
+
+def test_enroll_list_rename_delete(vp):
+    report = vp.enroll("t", "Alice", [tone(A, 6), tone(A, 7)], role="agent", metadata={"team": "blue"})
+    assert report.created and report.samples_added == 2
+    assert report.speaker.speech_seconds == pytest.approx(13, abs=0.1)
+    assert [s.name for s in vp.list_speakers("t")] == ["Alice"]
+    assert vp.list_speakers("t")[0].role == "agent" and vp.list_speakers("t")[0].metadata == {"team": "blue"}
+
+    vp.enroll("t", "Bob", tone(B, 12))
+    with pytest.raises(SpeakerExistsError):
+        vp.rename_speaker("t", "alice", "BOB")
+    assert vp.rename_speaker("t", "alice", "Alice Smith").name == "Alice Smith"
+    assert [s.name for s in vp.list_speakers("t")] == ["Alice Smith", "Bob"]
+
+    speaker_id = vp.speakers.get("t", "Alice Smith").speaker_id
+    vp.delete_speaker("t", "alice smith")
+    assert [s.name for s in vp.list_speakers("t")] == ["Bob"]
+    assert vp.collection.count("t", None, {"speaker_id": speaker_id}) == 0
+    with pytest.raises(SpeakerNotFoundError):
+        vp.delete_speaker("t", "Alice Smith")
+
+
+def test_adding_samples_updates_the_voiceprint(vp):
+    vp.enroll("t", "Alice", tone(A, 5))
+    before = vp.speakers.nearest("t", voice_vector(A), 1)[0]
+    report = vp.enroll("t", "alice", tone(A + 2, 8), metadata={"k": 1})
+    after = vp.speakers.nearest("t", voice_vector(A), 1)[0]
+    assert not report.created and report.speaker.n_samples == 2
+    assert report.speaker.speech_seconds == pytest.approx(13, abs=0.1)
+    assert not np.allclose(before[1], after[1])
+    assert vp.collection.count("t", "sample") == 2
+
+
+def test_enrolling_the_same_sample_twice_adds_nothing(vp):
+    vp.enroll("t", "Alice", tone(A, 5))
+    report = vp.enroll("t", "Alice", tone(A, 5))
+    assert report.samples_added == 0 and report.speaker.n_samples == 1
+
+
+def test_short_enrollment_warns_and_too_short_is_refused(vp):
+    assert any("10 s" in w for w in vp.enroll("t", "Alice", tone(A, 4)).warnings)
+    assert not vp.enroll("t", "Bob", tone(B, 11)).warnings
+    with pytest.raises(EnrollmentError, match="at least 3 s"):
+        vp.enroll("t", "Carol", tone(C, 2))
+    with pytest.raises(EnrollmentError):
+        vp.enroll("t", "Carol", tone(C, 0.5))
+    assert [s.name for s in vp.list_speakers("t")] == ["Alice", "Bob"]
+
+
+def test_silence_and_no_speech_are_refused(vp):
+    with pytest.raises(EnrollmentError, match="silent"):
+        vp.enroll("t", "Alice", np.zeros(16000 * 5, np.float32))
+    with pytest.raises(EnrollmentError, match="no speech"):
+        vp.enroll("t", "Alice", (0.001 * np.random.default_rng(0).normal(size=16000 * 5)).astype(np.float32))
+    assert vp.list_speakers("t") == []
+
+
+def test_two_voices_in_one_sample_are_refused_without_diarizer(vp):
+    with pytest.raises(EnrollmentError, match="several voices"):
+        vp.enroll("t", "Alice", np.concatenate([tone(A, 5), tone(B, 5)]))
+    report = vp.enroll("t", "Alice", np.concatenate([tone(A, 12), tone(B, 2)]))
+    assert any("another voice" in w for w in report.warnings)
+    assert vp.speakers.nearest("t", voice_vector(A), 1)[0][1] @ voice_vector(A) > 0.99
+
+
+def test_a_sample_of_another_voice_is_refused_for_an_existing_speaker(vp):
+    vp.enroll("t", "Alice", tone(A, 10))
+    with pytest.raises(EnrollmentError, match="does not sound like"):
+        vp.enroll("t", "Alice", tone(B, 10))
+    assert vp.speakers.get("t", "Alice").n_samples == 1
+
+
+def test_diarizer_gate_keeps_a_dominant_speaker_with_a_warning(tmp_path):
+    two = result(speaker("S1", A, talk_time=9.0), speaker("S2", B, talk_time=1.0))
+    with Voiceprints(EmbeddedStore(tmp_path), ToneBackend(), diarizer=FakeDiarizer(two),
+                     calibration=CALIBRATION) as vp:
+        report = vp.enroll("t", "Alice", tone(A, 10))
+        assert any("2 voices" in w for w in report.warnings)
+        assert report.speaker.speech_seconds == pytest.approx(9.0)
+        assert vp.speakers.nearest("t", voice_vector(A), 1)[0][0].name == "Alice"
+        assert vp.speakers.nearest("t", voice_vector(A), 1)[0][1] @ voice_vector(A) > 0.99
+
+
+def test_diarizer_gate_refuses_when_no_speaker_dominates(tmp_path):
+    even = result(speaker("S1", A, talk_time=5.0), speaker("S2", B, talk_time=4.0))
+    with Voiceprints(EmbeddedStore(tmp_path), ToneBackend(), diarizer=FakeDiarizer(even),
+                     calibration=CALIBRATION) as vp:
+        with pytest.raises(EnrollmentError, match="none dominant"):
+            vp.enroll("t", "Alice", tone(A, 10))
+        assert vp.list_speakers("t") == []
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a\nb", "x" * 300])
+def test_bad_names_are_refused(vp, name):
+    with pytest.raises(EnrollmentError):
+        vp.enroll("t", name, tone(A, 5))
+
+
+def test_calibration_of_another_model_is_refused(tmp_path):
+    other = Calibration("other-model", 0.5, 0.5, 0.5, 0.5, 0.5, 1.0, 0.0)
+    with EmbeddedStore(tmp_path) as store:
+        with pytest.raises(ModelMismatchError):
+            Voiceprints(store, ToneBackend(), vad=energy_vad, calibration=other)
+
+
+# --------------------------------------------------------------------------- tenant isolation and persistence
+
+
+def test_tenant_b_never_matches_tenant_a(vp):
+    vp.enroll("tenant-a", "Alice", tone(A, 12))
+    assert vp.list_speakers("tenant-b") == []
+    matches = vp.identify("tenant-b", result(speaker("Speaker A", A)))
+    assert matches[0].name is None and matches[0].score is None
+    with pytest.raises(SpeakerNotFoundError):
+        vp.delete_speaker("tenant-b", "Alice")
+    vp.enroll("tenant-b", "Alice", tone(B, 12))
+    assert vp.identify("tenant-b", result(speaker("Speaker A", A)))[0].name is None
+    assert vp.identify("tenant-a", result(speaker("Speaker A", A)))[0].name == "Alice"
+
+
+def test_enrolled_speakers_persist_across_reopen(tmp_path):
+    with Voiceprints(EmbeddedStore(tmp_path), ToneBackend(), vad=energy_vad, calibration=CALIBRATION) as vp:
+        vp.enroll("t", "Alice", tone(A, 12), role="agent")
+        vp.observe("t", "call-1", result(speaker("Speaker A", C)))
+    with Voiceprints(EmbeddedStore(tmp_path), ToneBackend(), vad=energy_vad, calibration=CALIBRATION) as vp:
+        assert [(s.name, s.role) for s in vp.list_speakers("t")] == [("Alice", "agent")]
+        assert vp.identify("t", result(speaker("Speaker A", A)))[0].name == "Alice"
+        assert len(vp.voices_in_file("t", "call-1")) == 1
+
+
+# --------------------------------------------------------------------------- identification
+
+
+def test_assignment_is_optimal_not_greedy():
+    scores = np.array([[0.90, 0.85], [0.88, 0.10]])
+    assert assign(scores, 0.5) == [1, 0]
+    assert assign(scores, 0.89) == [0, None]
+    assert assign(np.zeros((2, 0)), 0.5) == [None, None]
+
+
+def test_identification_is_open_set_and_one_to_one(vp):
+    vp.enroll("t", "Alice", tone(A, 12))
+    vp.enroll("t", "Bob", tone(B, 12))
+    res = result(speaker("Speaker A", A, noise=0.05, seed=1), speaker("Speaker B", C),
+                 speaker("Speaker C", A, noise=0.2, seed=2), speaker("Speaker D", B, noise=0.05, seed=3))
+    matches = {m.label: m for m in vp.identify("t", res)}
+    assert matches["Speaker A"].name == "Alice" and matches["Speaker D"].name == "Bob"
+    assert matches["Speaker B"].name is None and matches["Speaker B"].score < CALIBRATION.identify
+    assert matches["Speaker C"].name is None
+    assert 0.9 < matches["Speaker A"].confidence <= 1.0
+    assert matches["Speaker B"].confidence < 0.01
+
+
+def test_apply_names_relabels_speakers_and_utterances(vp):
+    vp.enroll("t", "Alice", tone(A, 12))
+    res = result(speaker("Speaker A", A), speaker("Speaker B", C))
+    res.utterances = [Utterance("Speaker A", 0, 1), Utterance("Speaker B", 1, 2)]
+    named = apply_names(res, vp.identify("t", res))
+    assert [s.label for s in named.speakers] == ["Alice", "Speaker B"]
+    assert [u.speaker for u in named.utterances] == ["Alice", "Speaker B"]
+    assert res.speakers[0].label == "Speaker A"
+
+
+def test_speaker_without_centroid_is_left_unnamed(vp):
+    vp.enroll("t", "Alice", tone(A, 12))
+    res = result(speaker("Speaker A", A))
+    res.speakers[0].centroid = None
+    assert vp.identify("t", res)[0].name is None
+
+
+# --------------------------------------------------------------------------- fingerprinting
+
+
+def test_recurring_voice_gets_one_voice_id(vp):
+    first = vp.observe("t", "call-1", result(speaker("Speaker A", A, noise=0.05, seed=1), speaker("Speaker B", B)))
+    second = vp.observe("t", "call-2", result(speaker("Speaker A", C), speaker("Speaker B", A, noise=0.05, seed=2)))
+    assert first[0].new_voice and first[1].new_voice and second[0].new_voice
+    assert second[1].voice_id == first[0].voice_id and not second[1].new_voice
+    apps = vp.appearances("t", first[0].voice_id)
+    assert [(a.file_id, a.label) for a in apps] == [("call-1", "Speaker A"), ("call-2", "Speaker B")]
+    assert {a.label: a.voice_id for a in vp.voices_in_file("t", "call-2")} == {
+        "Speaker A": second[0].voice_id, "Speaker B": first[0].voice_id}
+    assert vp.voices.voice("t", first[0].voice_id).n_observations == 2
+    assert len(vp.list_voices("t")) == 3
+
+
+def test_observing_a_file_twice_changes_nothing(vp):
+    links = vp.observe("t", "call-1", result(speaker("Speaker A", A)))
+    again = vp.observe("t", "call-1", result(speaker("Speaker A", A)))
+    assert again[0].voice_id == links[0].voice_id
+    assert vp.voices.voice("t", links[0].voice_id).n_observations == 1
+
+
+def test_two_speakers_of_one_file_never_share_a_voice(vp):
+    vp.observe("t", "call-1", result(speaker("Speaker A", A)))
+    links = vp.observe("t", "call-2", result(speaker("Speaker A", A, noise=0.05, seed=1),
+                                             speaker("Speaker B", A, noise=0.06, seed=2)))
+    assert links[0].voice_id != links[1].voice_id
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_member_guard_stops_chaining_two_people_together(vp, guard):
+    a, b = voice_vector(A), voice_vector(B)
+    b = b - (b @ a) * a
+    b /= np.linalg.norm(b)
+    loose = dataclasses.replace(CALIBRATION, link=0.6, link_member=0.5 if guard else -1.0)
+    linker = VoiceLinker(vp.collection, loose)
+    links = []
+    for i, angle in enumerate([0.0, 0.9, 1.35]):
+        spk = speaker("Speaker A", A)
+        spk.centroid = (np.cos(angle) * a + np.sin(angle) * b).astype(np.float32)
+        links.append(linker.observe("t", f"call-{i}", [spk])[0])
+    # call-1 is close enough to call-0 to join its voice; call-2 reaches that voice's centroid
+    # (cos 0.9 = 0.62) but not its first member (cos 1.35 = 0.22): only the guard keeps it out.
+    assert links[1].voice_id == links[0].voice_id
+    assert (links[2].voice_id != links[0].voice_id) is guard
+
+
+def test_short_speakers_are_stored_but_not_linked(vp):
+    links = vp.observe("t", "call-1", result(speaker("Speaker A", A, talk_time=1.0)))
+    assert links[0].voice_id is None
+    assert [a.label for a in vp.voices_in_file("t", "call-1")] == ["Speaker A"]
+    assert vp.list_voices("t") == []
+
+
+def test_find_voice_from_a_sample(vp):
+    first = vp.observe("t", "call-1", result(speaker("Speaker A", A), speaker("Speaker B", B)))
+    found = vp.find_voice("t", tone(B, 8))
+    assert found[0].voice.voice_id == first[1].voice_id and found[0].matched
+    assert not found[1].matched
+    assert vp.find_voice("other-tenant", tone(B, 8)) == []
+
+
+def test_delete_file_and_voice(vp):
+    l1 = vp.observe("t", "call-1", result(speaker("Speaker A", A), speaker("Speaker B", B)))
+    vp.observe("t", "call-2", result(speaker("Speaker A", A, noise=0.05, seed=1)))
+    assert vp.delete_file("t", "call-1") == 2
+    assert vp.voices_in_file("t", "call-1") == []
+    assert vp.voices.voice("t", l1[0].voice_id).n_observations == 1
+    with pytest.raises(VoiceNotFoundError):
+        vp.voices.voice("t", l1[1].voice_id)
+    vp.delete_voice("t", l1[0].voice_id)
+    assert vp.collection.count("t") == 0

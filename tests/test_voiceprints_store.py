@@ -1,0 +1,129 @@
+"""The Qdrant-backed vector store: tenant isolation, persistence, locking, model separation."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from diarize.errors import ConfigError, ModelMismatchError, StoreLockedError
+from diarize.voiceprints.store import EmbeddedStore, NewPoint, ServerStore, point_id
+
+pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed")
+
+
+def _vec(seed: int, dim: int = 8) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=dim)
+
+
+@pytest.fixture(params=["embedded", "server"])
+def store(request, tmp_path):
+    if request.param == "embedded":
+        s = EmbeddedStore(tmp_path)
+    else:
+        qdrant_client = pytest.importorskip("qdrant_client", reason="qdrant-client is not installed")
+        s = ServerStore(client=qdrant_client.QdrantClient(location=":memory:"))
+    yield s
+    s.close()
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_tenant_b_never_sees_or_changes_tenant_a(store):
+    coll = store.collection("m", 8)
+    ids_a = coll.upsert("a", [NewPoint("speaker", f"k{i}", _vec(i), {"speaker_id": f"k{i}"}) for i in range(4)])
+    coll.upsert("b", [NewPoint("speaker", "k0", _vec(100), {"speaker_id": "k0"})])
+
+    hits = coll.search("b", _vec(1), "speaker", limit=10)
+    assert [h.payload["tenant"] for h in hits] == ["b"]
+    assert coll.retrieve("b", ids_a) == []
+    assert coll.count("b") == 1 and coll.count("a") == 4
+    coll.delete("b", "speaker", {"speaker_id": "k1"})
+    coll.delete_ids("b", ids_a)
+    coll.set_payload("b", ids_a, {"name": "stolen"})
+    assert coll.count("a") == 4
+    assert all("name" not in p.payload for p in coll.scroll("a"))
+    best = coll.search("a", _vec(2), "speaker", limit=1)[0]
+    assert best.payload["speaker_id"] == "k2" and best.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_point_ids_are_deterministic_and_tenant_scoped():
+    assert point_id("a", "m", "speaker", "x") == point_id("a", "m", "speaker", "x")
+    assert point_id("a", "m", "speaker", "x") != point_id("b", "m", "speaker", "x")
+    assert point_id("a", "m", "speaker", "x") != point_id("a", "m2", "speaker", "x")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_same_key_upserted_twice_is_one_point(store):
+    coll = store.collection("m", 8)
+    coll.upsert("a", [NewPoint("sample", "s", _vec(1))])
+    coll.upsert("a", [NewPoint("sample", "s", _vec(2))])
+    assert coll.count("a", "sample") == 1
+
+
+@pytest.mark.parametrize("tenant", ["", "a b", "x" * 129, "../etc", None])
+def test_invalid_tenant_is_refused(store, tenant):
+    with pytest.raises(ConfigError):
+        store.collection("m", 8).count(tenant)
+
+
+def test_collections_are_per_model_and_refuse_other_dimensions(store):
+    a = store.collection("model-a", 8)
+    b = store.collection("model-b", 4)
+    a.upsert("t", [NewPoint("speaker", "x", _vec(1))])
+    assert b.count("t") == 0
+    with pytest.raises(ModelMismatchError):
+        store.collection("model-a", 16)
+    with pytest.raises(ModelMismatchError):
+        a.search("t", _vec(1, dim=4), "speaker")
+    assert store.models() == {"model-a": 8, "model-b": 4}
+
+
+def test_delete_tenant_removes_all_its_points_in_every_collection(store):
+    for model, dim in (("m1", 8), ("m2", 4)):
+        coll = store.collection(model, dim)
+        coll.upsert("a", [NewPoint("speaker", "x", _vec(1, dim))])
+        coll.upsert("b", [NewPoint("speaker", "x", _vec(2, dim))])
+    store.delete_tenant("a")
+    assert [store.collection(m, d).count("a") for m, d in (("m1", 8), ("m2", 4))] == [0, 0]
+    assert [store.collection(m, d).count("b") for m, d in (("m1", 8), ("m2", 4))] == [1, 1]
+
+
+def test_embedded_store_persists_across_reopen(tmp_path):
+    with EmbeddedStore(tmp_path) as s:
+        s.collection("m", 8).upsert("a", [NewPoint("speaker", f"k{i}", _vec(i), {"i": i}) for i in range(50)])
+    with EmbeddedStore(tmp_path) as s:
+        coll = s.collection("m", 8)
+        assert coll.count("a") == 50
+        assert coll.search("a", _vec(7), "speaker", 1)[0].payload["i"] == 7
+
+
+def test_embedded_store_has_one_owner(tmp_path):
+    with EmbeddedStore(tmp_path):
+        with pytest.raises(StoreLockedError, match="one owner"):
+            EmbeddedStore(tmp_path)
+        code = textwrap.dedent(f"""
+            from diarize.errors import StoreLockedError
+            from diarize.voiceprints.store import EmbeddedStore
+            try:
+                EmbeddedStore({str(tmp_path)!r})
+            except StoreLockedError:
+                raise SystemExit(3)
+        """)
+        assert subprocess.run([sys.executable, "-c", code]).returncode == 3
+    EmbeddedStore(tmp_path).close()
+
+
+def test_writes_survive_a_killed_process(tmp_path):
+    code = textwrap.dedent(f"""
+        import os, signal, numpy as np
+        from diarize.voiceprints.store import EmbeddedStore, NewPoint
+        s = EmbeddedStore({str(tmp_path)!r})
+        s.collection("m", 8).upsert("a", [NewPoint("speaker", str(i), np.ones(8) + i) for i in range(10)])
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    assert subprocess.run([sys.executable, "-c", code]).returncode == -9
+    with EmbeddedStore(tmp_path) as s:
+        assert s.collection("m", 8).count("a") == 10
