@@ -126,6 +126,15 @@ def test_diarizer_gate_keeps_a_dominant_speaker_with_a_warning(tmp_path):
         assert vp.speakers.nearest("t", voice_vector(A), 1)[0][1] @ voice_vector(A) > 0.99
 
 
+def test_diarizer_gate_joins_pieces_of_one_split_voice(tmp_path):
+    split = result(speaker("S1", A, talk_time=6.0, noise=0.1, seed=1),
+                   speaker("S2", A, talk_time=5.0, noise=0.1, seed=2))
+    with Voiceprints(EmbeddedStore(tmp_path), ToneBackend(), diarizer=FakeDiarizer(split),
+                     calibration=CALIBRATION) as vp:
+        report = vp.enroll("t", "Alice", tone(A, 10))
+        assert report.warnings == [] and report.speaker.speech_seconds == pytest.approx(11.0)
+
+
 def test_diarizer_gate_refuses_when_no_speaker_dominates(tmp_path):
     even = result(speaker("S1", A, talk_time=5.0), speaker("S2", B, talk_time=4.0))
     with Voiceprints(EmbeddedStore(tmp_path), ToneBackend(), diarizer=FakeDiarizer(even),
@@ -239,8 +248,20 @@ def test_observing_a_file_twice_changes_nothing(vp):
 def test_two_speakers_of_one_file_never_share_a_voice(vp):
     vp.observe("t", "call-1", result(speaker("Speaker A", A)))
     links = vp.observe("t", "call-2", result(speaker("Speaker A", A, noise=0.05, seed=1),
-                                             speaker("Speaker B", A, noise=0.06, seed=2)))
-    assert links[0].voice_id != links[1].voice_id
+                                             speaker("Speaker B", A, talk_time=4.0, noise=0.06, seed=2)))
+    assert links[0].voice_id == vp.voices_in_file("t", "call-1")[0].voice_id
+    assert links[1].voice_id is None and links[1].fragment_of == "Speaker A"
+    assert vp.voices.voice("t", links[0].voice_id).n_observations == 2
+    assert len(vp.list_voices("t")) == 1
+
+
+def test_a_new_voice_split_by_the_diarizer_starts_one_voice(vp):
+    links = vp.observe("t", "call-1", result(speaker("Speaker A", B, talk_time=3.0, noise=0.05, seed=1),
+                                             speaker("Speaker B", B, talk_time=9.0, noise=0.05, seed=2),
+                                             speaker("Speaker C", C)))
+    assert links[1].new_voice and links[2].new_voice
+    assert links[0].voice_id is None and links[0].fragment_of == "Speaker B"
+    assert len(vp.list_voices("t")) == 2
 
 
 @pytest.mark.parametrize("guard", [True, False])

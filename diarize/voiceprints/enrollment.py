@@ -147,8 +147,12 @@ def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | N
     if peak < 1e-4:
         raise EnrollmentError(f"{source}: the sample is silent")
     if diarizer is not None:
-        result = diarizer(audio if not isinstance(audio, np.ndarray) else samples)
-        vector, speech = _dominant(result, source, dominant_share, warnings)
+        if isinstance(audio, np.ndarray):
+            from ..audio import Audio
+
+            audio = Audio(np.ascontiguousarray(samples[None, :]), SAMPLE_RATE)
+        result = diarizer(audio)
+        vector, speech = _dominant(result, source, dominant_share, separation, warnings)
     else:
         regions = list((vad or _default_vad)(samples))
         speech = float(sum(b - a for a, b in regions))
@@ -172,50 +176,64 @@ def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | N
     return EnrollmentSample(vector, speech, source, digest, tuple(warnings))
 
 
-def _main_voice(windows: np.ndarray, separation: float) -> tuple[np.ndarray, float]:
-    """Unit centroid of the main voice among window embeddings, and its share of the windows.
+def two_means(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Split unit window embeddings in two groups (spherical two-means from the two most distant windows).
 
-    Two-means on the unit sphere from the two most distant windows; one voice if the two centroids
-    score at least ``separation`` or the sample is too short to tell.
+    Returns the two unit centroids and each window's group, or None when there is one group.
     """
     W = np.asarray(windows, dtype=np.float64)
-    W /= np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
-    whole = _unit(W.mean(axis=0))
+    W = W / np.maximum(np.linalg.norm(W, axis=1, keepdims=True), 1e-12)
     if len(W) < 4:
-        return whole, 1.0
+        return None
     sims = W @ W.T
     i, j = np.unravel_index(np.argmin(sims), sims.shape)
     centroids = W[[i, j]]
     for _ in range(20):
         labels = np.argmax(W @ centroids.T, axis=1)
         if labels.min() == labels.max():
-            return whole, 1.0
+            return None
         updated = np.stack([_unit(W[labels == k].mean(axis=0)) for k in (0, 1)])
         if np.allclose(updated, centroids):
             break
         centroids = updated
-    if float(centroids[0] @ centroids[1]) >= separation:
-        return whole, 1.0
+    return centroids, labels
+
+
+def _main_voice(windows: np.ndarray, separation: float) -> tuple[np.ndarray, float]:
+    """Unit centroid of the main voice among window embeddings, and its share of the windows.
+
+    One voice (all windows) unless two-means finds groups whose centroids score below ``separation``.
+    """
+    split = two_means(windows)
+    if split is None or float(split[0][0] @ split[0][1]) >= separation:
+        return _unit(np.asarray(windows, dtype=np.float64).mean(axis=0)), 1.0
+    centroids, labels = split
     main = int(np.argmax(np.bincount(labels, minlength=2)))
     return centroids[main], float(np.mean(labels == main))
 
 
-def _dominant(result: Result, source: str, share: float, warnings: list[str]) -> tuple[np.ndarray, float]:
-    speakers = [s for s in result.speakers if s.talk_time > 0]
+def _dominant(result: Result, source: str, share: float, separation: float,
+              warnings: list[str]) -> tuple[np.ndarray, float]:
+    """The main voice of a diarized sample: its largest speaker plus any speaker that sounds the same
+    (centroids at or above ``separation``: the diarizer split one voice)."""
+    speakers = sorted((s for s in result.speakers if s.talk_time > 0), key=lambda s: s.talk_time, reverse=True)
     if not speakers:
         raise EnrollmentError(f"{source}: no speech found; silence or noise cannot be enrolled")
-    speakers.sort(key=lambda s: s.talk_time, reverse=True)
-    main, total = speakers[0], sum(s.talk_time for s in speakers)
-    if len(speakers) > 1:
-        if main.talk_time / total < share:
+    if speakers[0].centroid is None:
+        raise EnrollmentError(f"{source}: the diarizer returned no voice vector for {speakers[0].label}")
+    main = _unit(speakers[0].centroid)
+    same = [s for s in speakers if s.centroid is not None and float(_unit(s.centroid) @ main) >= separation]
+    voice = float(sum(s.talk_time for s in same))
+    total = float(sum(s.talk_time for s in speakers))
+    if len(same) < len(speakers):
+        if voice / total < share:
             parts = ", ".join(f"{s.label} {s.talk_time / total:.0%}" for s in speakers)
             raise EnrollmentError(f"{source}: {len(speakers)} voices and none dominant ({parts}); "
                                   "enroll a sample of one speaker")
-        warnings.append(f"{source}: {len(speakers)} voices found; enrolled the main one "
-                        f"({main.talk_time:.1f} s of {total:.1f} s)")
-    if main.centroid is None:
-        raise EnrollmentError(f"{source}: the diarizer returned no voice vector for {main.label}")
-    return np.asarray(main.centroid, dtype=np.float32), float(main.talk_time)
+        warnings.append(f"{source}: {len(speakers) - len(same) + 1} voices found; enrolled the main one "
+                        f"({voice:.1f} s of {total:.1f} s)")
+    vector = _unit(np.sum([s.talk_time * _unit(s.centroid) for s in same], axis=0))
+    return vector.astype(np.float32), voice
 
 
 _VAD: Any = None

@@ -5,7 +5,8 @@ observation joins an existing *voice* when its score to the voice centroid reach
 percentile of its scores to the voice's member observations reaches ``link_member``; otherwise it
 starts a new voice. Requiring agreement with the members, not just with the nearest observation,
 keeps two different people from being chained into one voice through intermediate observations.
-Within one file the assignment of speakers to voices is one-to-one and optimal.
+Within one file the assignment of speakers to voices is one-to-one and optimal; a speaker that
+sounds like another speaker of the same file (a diarizer over-split) is stored but not linked.
 """
 
 from __future__ import annotations
@@ -33,17 +34,23 @@ MEMBER_PERCENTILE = 10.0
 
 @dataclass(frozen=True)
 class VoiceLink:
-    """Where one diarized speaker of a file went: its voice (None if not linked) and the link score."""
+    """Where one diarized speaker of a file went: its voice and the link score.
+
+    ``voice_id`` is None for speakers too short to link, and for pieces the diarizer split off
+    another speaker of the same file (``fragment_of`` names that speaker).
+    """
 
     label: str
     voice_id: str | None
     new_voice: bool
     score: float | None
     talk_time: float
+    fragment_of: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "voice_id": self.voice_id, "new_voice": self.new_voice,
-                "score": None if self.score is None else round(self.score, 4), "talk_time": round(self.talk_time, 3)}
+                "score": None if self.score is None else round(self.score, 4), "talk_time": round(self.talk_time, 3),
+                "fragment_of": self.fragment_of}
 
 
 @dataclass(frozen=True)
@@ -154,23 +161,36 @@ class VoiceLinker:
         links: dict[int, VoiceLink] = {}
         points: list[NewPoint] = []
         for row, i in enumerate(linkable):
-            spk, col = speakers[i], chosen[row]
+            col = chosen[row]
             if col is None:
-                vid = self.collection.id_of(tenant, "voice", f"{file_id}\x1f{spk.label}")
-                payload = {"voice_id": vid, "n_observations": 1, "talk_time": float(spk.talk_time),
-                           "first_seen": now, "last_seen": now}
-                points.append(NewPoint("voice", vid, vectors[i], payload))
-                links[i] = VoiceLink(spk.label, vid, True, None, float(spk.talk_time))
-            else:
-                vid, hit = voice_ids[col], voices[voice_ids[col]]
-                n = int(hit.payload["n_observations"])
-                centroid = _unit(n * _unit(hit.vector) + vectors[i])
-                payload = {**hit.payload, "n_observations": n + 1,
-                           "talk_time": float(hit.payload["talk_time"]) + float(spk.talk_time), "last_seen": now}
-                for key in ("tenant", "model_id", "kind"):
-                    payload.pop(key, None)
-                points.append(NewPoint("voice", vid, centroid, payload))
-                links[i] = VoiceLink(spk.label, vid, False, float(scores[row, col]), float(spk.talk_time))
+                continue
+            spk, vid, hit = speakers[i], voice_ids[col], voices[voice_ids[col]]
+            n = int(hit.payload["n_observations"])
+            payload = {k: v for k, v in hit.payload.items() if k not in ("tenant", "model_id", "kind")}
+            payload.update(n_observations=n + 1, last_seen=now,
+                           talk_time=float(hit.payload["talk_time"]) + float(spk.talk_time))
+            points.append(NewPoint("voice", vid, _unit(n * _unit(hit.vector) + vectors[i]), payload))
+            links[i] = VoiceLink(spk.label, vid, False, float(scores[row, col]), float(spk.talk_time))
+        # The rest start new voices, longest first; one that sounds like another speaker of this
+        # file is a piece of that speaker the diarizer split off: it stays unlinked.
+        siblings = [i for i in links]
+        for row, i in sorted(((r, i) for r, i in enumerate(linkable) if i not in links),
+                             key=lambda ri: -speakers[ri[1]].talk_time):
+            spk = speakers[i]
+            like = {j: float(vectors[i] @ vectors[j]) for j in siblings}
+            for r, j in enumerate(linkable):  # or like the voice a sibling joined
+                if chosen[r] is not None:
+                    like[j] = max(like[j], float(scores[row, chosen[r]]))
+            twin = max(like, key=like.get, default=None)
+            if twin is not None and like[twin] >= self.calibration.link:
+                links[i] = VoiceLink(spk.label, None, False, None, float(spk.talk_time), speakers[twin].label)
+                continue
+            vid = self.collection.id_of(tenant, "voice", f"{file_id}\x1f{spk.label}")
+            points.append(NewPoint("voice", vid, vectors[i], {"voice_id": vid, "n_observations": 1,
+                                                              "talk_time": float(spk.talk_time),
+                                                              "first_seen": now, "last_seen": now}))
+            links[i] = VoiceLink(spk.label, vid, True, None, float(spk.talk_time))
+            siblings.append(i)
         for i, spk in enumerate(speakers):
             link = links.get(i) or VoiceLink(spk.label, None, False, None, float(spk.talk_time))
             links[i] = link
@@ -178,7 +198,8 @@ class VoiceLinker:
                 continue
             points.append(NewPoint("observation", f"{file_id}\x1f{spk.label}", _unit(spk.centroid), {
                 "file_id": file_id, "label": spk.label, "talk_time": float(spk.talk_time),
-                "utterance_count": int(spk.utterance_count), "voice_id": link.voice_id, "observed_at": now}))
+                "utterance_count": int(spk.utterance_count), "voice_id": link.voice_id,
+                "fragment_of": link.fragment_of, "observed_at": now}))
         self.collection.upsert(tenant, points)
         self.collection.flush()
         return [links[i] for i in range(len(speakers))]

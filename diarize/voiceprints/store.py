@@ -235,9 +235,19 @@ def _slug(model_id: str) -> str:
 
 
 class _EdgeCollection(Collection):
+    """One qdrant-edge shard, searched exactly (no HNSW graph).
+
+    New points land in an appendable segment; every ``OPTIMIZE_EVERY`` written points, and on close,
+    the optimizer folds it into an immutable segment, where exact search is several times faster
+    (~1 s per 200k points, blocking).
+    """
+
+    OPTIMIZE_EVERY = 20_000
+
     def __init__(self, shard: Any, model_id: str, dimension: int) -> None:
         super().__init__(model_id, dimension)
         self._shard = shard
+        self._pending = 0
         import qdrant_edge as qe
 
         self._qe = qe
@@ -268,6 +278,9 @@ class _EdgeCollection(Collection):
         qe = self._qe
         points = [qe.Point(uuid.UUID(pid), vec, payload) for pid, vec, payload in rows]
         self._run(self._shard.update, qe.UpdateOperation.upsert_points(points))
+        self._pending += len(points)
+        if self._pending >= self.OPTIMIZE_EVERY:
+            self.optimize()
 
     def _search(self, query: list[float], conditions: list, limit: int, with_vectors: bool) -> list[StoredPoint]:
         qe = self._qe
@@ -306,10 +319,14 @@ class _EdgeCollection(Collection):
 
     def optimize(self) -> None:
         with self._lock:
+            self._run(self._shard.flush)
             self._run(self._shard.optimize)
+            self._pending = 0
 
     def close(self) -> None:
         with self._lock:
+            if self._pending:
+                self.optimize()
             self._run(self._shard.flush)
             self._run(self._shard.close)
 
@@ -372,7 +389,9 @@ class EmbeddedStore(VectorStore):
                         f"not {dimension}-d vectors of {model_id!r}")
                 shard = qe.EdgeShard.load(str(path / "shard"))
             else:
-                config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine))
+                config = qe.EdgeConfig(
+                    vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine),
+                    hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000))
                 if (path / "shard").exists():  # a crash between creating the shard and writing its meta
                     shard = qe.EdgeShard.load(str(path / "shard"), config)
                 else:
@@ -392,7 +411,7 @@ class EmbeddedStore(VectorStore):
         return _EdgeCollection(shard, model_id, dimension)
 
     def optimize(self) -> None:
-        """Build HNSW and payload indexes and drop deleted points (blocking; minutes at 200k points)."""
+        """Fold recent writes into immutable segments and drop deleted points (blocking; ~1 s per 200k points)."""
         for coll in list(self._collections.values()):
             coll.optimize()  # type: ignore[attr-defined]
 
