@@ -92,7 +92,7 @@ def batch(
     max_speakers: Optional[int] = typer.Option(None, "--max-speakers", "--max", help="At most this many speakers."),
     multichannel: bool = typer.Option(False, "--multichannel", help="Diarize each channel on its own."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run on Ray: auto, local or host:port."),
-    store: Optional[Path] = typer.Option(None, "--store", help="Voiceprint store folder."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Voiceprint store folder (default: DIARIZE_DATA_DIR)."),
     tenant: str = typer.Option("default", "--tenant", envvar="DIARIZE_TENANT", help="Voiceprint tenant."),
     hash_inputs: bool = typer.Option(False, "--hash", help="Know inputs by SHA-256, not size and mtime."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before."),
@@ -111,7 +111,7 @@ def batch(
             pipeline=PipelineConfig.model_validate({"clustering": {"method": clustering.value}}),
             num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
             multichannel=multichannel, pattern=pattern, workers=workers, threads=threads, fingerprint=fingerprint,
-            identify=identify, store=str(store) if store else None, tenant=tenant, ray=ray,
+            identify=identify, store=str(store.absolute()) if store else None, tenant=tenant, ray=ray,
             content_key="sha256" if hash_inputs else "stat", retry_failed=retry_failed,
         )
     except ValueError as exc:

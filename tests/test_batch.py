@@ -205,26 +205,57 @@ def wait_gone(pids: list[int], seconds: float = 10.0) -> bool:
     return True
 
 
+@pytest.fixture(scope="module")
+def fingerprinted(archive, tmp_path_factory) -> Path:
+    """An uninterrupted CLI run with fingerprinting into ``whole/``; its store is moved aside to ``store-whole``."""
+    pytest.importorskip("qdrant_edge", reason="the embedded voiceprint store needs qdrant-edge-py (dev extra)")
+    base = tmp_path_factory.mktemp("fingerprinted")
+    run = cli(*fingerprint_args(archive, base, "whole"))
+    _, err = run.communicate(timeout=900)
+    assert run.returncode == 1, err  # the corrupt file
+    (base / "store").rename(base / "store-whole")
+    return base
+
+
+def fingerprint_args(archive: Path, base: Path, out: str) -> list[str]:
+    return [str(archive), "--out", str(base / out), "--store", str(base / "store"), "--workers", "1", "--quiet"]
+
+
+def test_the_same_reader_never_shares_a_voice_id_and_mostly_keeps_one(fingerprinted):
+    voices: dict[str, set[str]] = {}
+    for line in (fingerprinted / "whole" / "index.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if row["status"] == "ok":
+            i = int(row["file"].split("call-")[1][0])
+            readers = {"A": READERS[i % 5], "B": READERS[(i + 2) % 5]}  # A talks first
+            for label, voice in zip(row["labels"], row["voice_ids"]):
+                assert voice, row
+                voices.setdefault(readers[label], set()).add(voice)
+    owners = [v for ids in voices.values() for v in ids]
+    assert len(owners) == len(set(owners))  # no voice id spans two people
+    assert sum(len(ids) == 1 for ids in voices.values()) >= 4  # each reader is in two or three calls
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads worker processes from /proc (Linux)")
-def test_killed_and_restarted_run_matches_an_uninterrupted_one(archive, first_run, tmp_path):
-    whole, _, _ = first_run  # the same options through the API
-    args = [str(archive), "--out", str(tmp_path), "--workers", "1", "--threads", "2", "--quiet", "--no-fingerprint"]
+def test_killed_and_restarted_run_matches_an_uninterrupted_one(archive, fingerprinted):
+    args = fingerprint_args(archive, fingerprinted, "killed")  # a fresh store at the same path
+    out = fingerprinted / "killed"
     killed = cli(*args)
     deadline = time.monotonic() + 300
-    while not list(tmp_path.rglob("*.rttm")) and time.monotonic() < deadline:
+    while not list(out.rglob("*.rttm")) and time.monotonic() < deadline:
         time.sleep(0.02)
     workers = children(killed.pid)
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=60)
     assert workers and wait_gone(workers)  # they die with the driver instead of finishing unwanted work
-    assert 0 < sum(name.endswith(".rttm") for name in tree(tmp_path)) < GOOD
+    assert 0 < sum(name.endswith(".rttm") for name in tree(out)) < GOOD
     rerun = cli(*args)
     _, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 1, err  # the corrupt file
     assert 0 < int(re.search(r"(\d+) done before", err).group(1)) < GOOD + 1
-    assert tree(tmp_path) == tree(whole)
+    assert tree(out) == tree(fingerprinted / "whole")
     journal = [json.loads(line)["file"] for line in
-               (tmp_path / ".diarize-batch" / "journal.jsonl").read_text().splitlines()]
+               (out / ".diarize-batch" / "journal.jsonl").read_text().splitlines()]
     assert sorted(journal) == sorted(set(journal)) and len(journal) == GOOD + 1
 
 
