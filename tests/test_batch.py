@@ -236,6 +236,23 @@ def test_the_same_reader_never_shares_a_voice_id_and_mostly_keeps_one(fingerprin
     assert sum(len(ids) == 1 for ids in voices.values()) >= 4  # each reader is in two or three calls
 
 
+def test_identify_names_the_enrolled_reader_in_every_call(archive, data_dir, tmp_path):
+    pytest.importorskip("qdrant_edge", reason="the embedded voiceprint store needs qdrant-edge-py (dev extra)")
+    from diarize.embeddings import load_backend
+    from diarize.voiceprints import EmbeddedStore, Voiceprints
+
+    with Voiceprints(EmbeddedStore(tmp_path / "store"), load_backend()) as vp:
+        vp.enroll("default", "Agent 2033", reader_utterances(data_dir, "2033", 5)[3:])  # not in the archive
+    options = BatchOptions(workers=1, identify=True, store=str(tmp_path / "store"), pattern="call-*")
+    summary = run_batch(archive, tmp_path / "out", options)
+    assert summary.ok == GOOD
+    named = {}
+    for line in (tmp_path / "out" / "index.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        named[row["file"]] = [n for n in row["names"] if n]
+    assert named == {f: ["Agent 2033"] if f in ("agent-a/call-1.wav", "agent-b/call-4.wav") else [] for f in named}
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads worker processes from /proc (Linux)")
 def test_killed_and_restarted_run_matches_an_uninterrupted_one(archive, fingerprinted):
     args = fingerprint_args(archive, fingerprinted, "killed")  # a fresh store at the same path
