@@ -135,7 +135,8 @@ def test_hooks_run_in_input_order_and_their_ids_reach_every_output(archive, tmp_
         return {"A": "alice"}
 
     out = tmp_path / "out"
-    summary = run_batch(archive, out, BatchOptions(workers=2), fingerprint=fingerprint, identify=identify)
+    options = BatchOptions(workers=2, fingerprint=True, identify=True)
+    summary = run_batch(archive, out, options, fingerprint=fingerprint, identify=identify)
     assert summary.workers == 2 and summary.threads >= 1 and summary.ok == GOOD
     good = [f for f in discover(archive) if not f.rel.endswith("broken.wav")]
     assert calls == [str(f.path) for f in good]
@@ -153,7 +154,7 @@ def test_a_failing_store_stops_the_run_and_keeps_what_was_done(archive, tmp_path
         return {}
 
     with pytest.raises(BatchError, match="disk full"):
-        run_batch(archive, tmp_path, BatchOptions(workers=0), fingerprint=fingerprint)
+        run_batch(archive, tmp_path, BatchOptions(workers=0, fingerprint=True), fingerprint=fingerprint)
     done = [json.loads(line)["file"] for line in (tmp_path / "index.jsonl").read_text().splitlines()]
     assert done == ["agent-a/broken.wav", "agent-a/call-1.wav"]  # committed in order, up to the failure
 

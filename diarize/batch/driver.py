@@ -45,9 +45,10 @@ def run_batch(
     """Diarize every input of ``source`` (a directory tree, a manifest file, or a list of paths) into ``out_dir``.
 
     Inputs done before with the same content and configuration are skipped; a file that fails is recorded
-    and the run goes on. ``fingerprint``/``identify`` default to the voiceprint store when ``options`` asks
-    for them. Ctrl-C or ``stop`` ends the run early: files in flight are dropped and ``interrupted`` is set.
-    Raises :class:`BatchError` (or ``ConfigError``) when the job as a whole cannot run.
+    and the run goes on. With ``options.fingerprint``/``options.identify`` the driver calls ``fingerprint``/
+    ``identify`` per finished file, by default hooks over the voiceprint store it opens. Ctrl-C or ``stop``
+    ends the run early: files in flight are dropped and ``interrupted`` is set. Raises :class:`BatchError`
+    (or ``ConfigError``) when the job as a whole cannot run.
     """
     started = time.monotonic()
     options.check()
@@ -57,19 +58,10 @@ def run_batch(
     inputs = discover(source, options.pattern, out_root)
     summary = BatchSummary(files=len(inputs))
     with OutputFolder(out_root) as folder:
-        config_hash = options.config_hash()
-        records: dict[str, FileRecord] = {}
-        pending: list[tuple[Input, str | None]] = []
-        for inp in inputs:
-            key = input_key(inp, options.content_key)
-            before = folder.done_before(inp.rel, key, config_hash)
-            if before is not None and (before.ok or not options.retry_failed):
-                records[inp.rel] = dataclasses.replace(before, skipped=True)
-            else:
-                pending.append((inp, key))
-        job = _Job(folder, options, config_hash, pending, records, summary, on_result)
+        job = _Job(folder, options, summary, on_result)
         try:
-            if pending:
+            job.find_pending(inputs)
+            if job.pending:
                 job.run(fingerprint, identify, on_start, stop)
             elif on_start is not None:
                 on_start(job.plan("none", 0, 0))
@@ -82,12 +74,25 @@ def run_batch(
 
 
 class _Job:
-    def __init__(self, folder: OutputFolder, options: BatchOptions, config_hash: str,
-                 pending: list[tuple[Input, str | None]], records: dict[str, FileRecord], summary: BatchSummary,
+    def __init__(self, folder: OutputFolder, options: BatchOptions, summary: BatchSummary,
                  on_result: Callable[[FileRecord], None] | None) -> None:
-        self.folder, self.options, self.config_hash = folder, options, config_hash
-        self.pending, self.records, self.summary, self.on_result = pending, records, summary, on_result
+        self.folder, self.options, self.summary, self.on_result = folder, options, summary, on_result
+        self.config_hash = options.config_hash()
+        self.records: dict[str, FileRecord] = {}
+        self.pending: list[tuple[Input, str | None]] = []
         self.durations: list[float | None] = []
+        self.planned = False
+
+    def find_pending(self, inputs: list[Input]) -> None:
+        """Sort inputs into done before (kept, marked skipped) and to do."""
+        for inp in inputs:
+            key = input_key(inp, self.options.content_key)
+            before = self.folder.done_before(inp.rel, key, self.config_hash)
+            if before is not None and (before.ok or not self.options.retry_failed):
+                self.records[inp.rel] = dataclasses.replace(before, skipped=True)
+            else:
+                self.pending.append((inp, key))
+        self.planned = True
 
     def plan(self, backend: str, workers: int, threads: int) -> BatchPlan:
         skipped = list(self.records.values())
@@ -109,10 +114,9 @@ class _Job:
 
                 found, named, close = open_voices(options)
                 closers.append(close)
-                if options.fingerprint and fingerprint is None:
-                    fingerprint = found
-                if options.identify and identify is None:
-                    identify = named
+                fingerprint, identify = fingerprint or found, identify or named
+            fingerprint = fingerprint if options.fingerprint else None
+            identify = identify if options.identify else None
             pool, backend, closer = _make_pool(options)
             if closer is not None:
                 closers.append(closer)
@@ -192,7 +196,8 @@ class _Job:
         s.failed = sum(not r.ok for r in records)
         s.skipped = sum(r.skipped for r in records)
         s.failures = [(r.file, r.error or "") for r in sorted(records, key=lambda r: r.file) if not r.ok]
-        self.folder.write_index(records)
+        if self.planned:  # else the index would lose the rows of inputs not looked at yet
+            self.folder.write_index(records)
         self.folder.compact()
         self.folder.write_summary(s.to_dict())
 
