@@ -74,6 +74,34 @@ class PostprocessConfig(_Section):
     unknown_confidence: float = Field(0.0, ge=0, le=1, description="Utterances below this confidence become UNKNOWN.")
 
 
+class MultichannelConfig(_Section):
+    """Per-channel diarization (``multichannel=True``): crosstalk bleed and identical-channel detection."""
+
+    frame: float = Field(0.02, gt=0, description="Level-comparison frame (s).")
+    bleed_db: float = Field(12.0, gt=0, description="A channel this far below another at the same time is bleed.")
+    bleed_spread: float = Field(0.04, ge=0, description="Compare with the other channel's peak this near (s).")
+    identical_correlation: float = Field(0.999, gt=0, le=1, description="Channels this correlated are one signal.")
+
+
+class IdentificationConfig(_Section):
+    """Weights (log-odds units) of the evidence that names diarized speakers, and when it is enough."""
+
+    min_score: float = Field(1.0, gt=0, description="A speaker needs this much net evidence for an identity.")
+    margin: float = Field(0.75, ge=0, description="The chosen assignment must beat a rival one by this much.")
+    voiceprint_cap: float = Field(4.0, gt=0, description="Bound on a voiceprint's log-odds either way.")
+    channel: float = 3.0
+    introduction: float = 3.0
+    addressing: float = 2.0
+    addressing_self: float = Field(-1.0, le=0, description="People do not address themselves by name.")
+    role_phrase: float = 1.25
+    role_phrase_cap: float = 3.0
+    questions: float = 1.5
+    opens_closes: float = 1.0
+    mention: float = Field(-0.3, le=0, description="Saying a name or role word hints it is someone else.")
+    prior: float = Field(0.5, gt=0, description="Weight of a weak prior (only with use_priors, only if undecided).")
+    max_word_gap: float = Field(1.0, ge=0, description="Words this near an utterance join it, others are UNKNOWN.")
+
+
 class PipelineConfig(_Section):
     """Complete configuration of :class:`diarize.pipeline.DiarizationPipeline`."""
 
@@ -83,3 +111,5 @@ class PipelineConfig(_Section):
     embedding: EmbeddingConfig = EmbeddingConfig()
     clustering: ClusteringConfig = ClusteringConfig()
     postprocess: PostprocessConfig = PostprocessConfig()
+    multichannel: MultichannelConfig = MultichannelConfig()
+    identification: IdentificationConfig = IdentificationConfig()

@@ -29,6 +29,14 @@ class AudioTooLongError(AudioError):
     """The audio is longer than the configured ``AudioConfig.max_duration``."""
 
 
+class IdentificationError(DiarizeError, ValueError):
+    """A speaker-identification request is invalid (speaker types, known values, channel roles, profiles)."""
+
+
+class TranscriptError(IdentificationError):
+    """A supplied transcript cannot be read as timed words (word list or Whisper JSON)."""
+
+
 class ConfigError(DiarizeError, ValueError):
     """A configuration value or hint is invalid (e.g. ``min_speakers > max_speakers``)."""
 

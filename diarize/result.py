@@ -24,20 +24,81 @@ class Utterance:
     end: float
     confidence: float = 1.0
     channel: int | None = None
+    text: str | None = None
 
     @property
     def duration(self) -> float:
         return self.end - self.start
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """One reason for (positive ``weight``) or against (negative) an identity, with what was said and when."""
+
+    source: str
+    weight: float
+    text: str = ""
+    time: float | None = None
+    said_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source, "weight": round(self.weight, 3), "text": self.text}
+        if self.time is not None:
+            out["time"] = round(self.time, 3)
+        if self.said_by is not None:
+            out["said_by"] = self.said_by
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Evidence":
+        return cls(data["source"], data["weight"], data.get("text", ""), data.get("time"), data.get("said_by"))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a diarized speaker is (``name``/``role``), how sure, and why; both None when left unassigned (``reason``)."""
+
+    name: str | None
+    role: str | None
+    confidence: float
+    evidence: tuple[Evidence, ...] = ()
+    reason: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def assigned(self) -> bool:
+        return self.name is not None or self.role is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "role": self.role,
+            "confidence": round(self.confidence, 3),
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.metadata:
+            out["metadata"] = self.metadata
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Identity":
+        return cls(data.get("name"), data.get("role"), data.get("confidence", 0.0),
+                   tuple(Evidence.from_dict(e) for e in data.get("evidence", [])), data.get("reason"),
+                   data.get("metadata", {}))
+
+
 @dataclass
 class Speaker:
-    """A diarized speaker: its label, how much it spoke, and its centroid embedding for identification."""
+    """A diarized speaker: its label, how much it spoke, its centroid embedding, and its identity once identified."""
 
     label: str
     talk_time: float
     utterance_count: int
     centroid: np.ndarray | None = field(default=None, repr=False)
+    channel: int | None = None
+    identity: Identity | None = None
 
     def to_dict(self, with_centroid: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -45,9 +106,28 @@ class Speaker:
             "talk_time": round(self.talk_time, 3),
             "utterance_count": self.utterance_count,
         }
+        if self.channel is not None:
+            out["channel"] = self.channel
+        if self.identity is not None:
+            out["identity"] = self.identity.to_dict()
         if with_centroid and self.centroid is not None:
             out["centroid"] = [round(float(v), 6) for v in self.centroid]
         return out
+
+
+@dataclass
+class IdentificationSummary:
+    """What identification could not settle: requested identities no speaker got (each with its reason), and notes."""
+
+    unassigned: list[Identity] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"unassigned": [i.to_dict() for i in self.unassigned], "notes": list(self.notes)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "IdentificationSummary":
+        return cls([Identity.from_dict(i) for i in data.get("unassigned", [])], list(data.get("notes", [])))
 
 
 @dataclass
@@ -60,6 +140,7 @@ class Result:
     model: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     uri: str = "audio"
+    identification: IdentificationSummary | None = None
 
     @property
     def num_speakers(self) -> int:
@@ -72,7 +153,7 @@ class Result:
         raise KeyError(label)
 
     def to_dict(self, with_centroids: bool = True) -> dict[str, Any]:
-        return {
+        out = {
             "uri": self.uri,
             "audio_duration": round(self.duration, 3),
             "num_speakers": self.num_speakers,
@@ -84,6 +165,9 @@ class Result:
             "speakers": [s.to_dict(with_centroids) for s in self.speakers],
             "config": self.config,
         }
+        if self.identification is not None:
+            out["identification"] = self.identification.to_dict()
+        return out
 
     def to_json(self, with_centroids: bool = True, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(with_centroids), indent=indent)
@@ -103,11 +187,14 @@ class Result:
                 talk_time=s["talk_time"],
                 utterance_count=s["utterance_count"],
                 centroid=np.asarray(s["centroid"], dtype=np.float32) if s.get("centroid") else None,
+                channel=s.get("channel"),
+                identity=Identity.from_dict(s["identity"]) if s.get("identity") else None,
             )
             for s in data["speakers"]
         ]
+        summary = data.get("identification")
         return cls(utterances, speakers, data["audio_duration"], data.get("model", ""), data.get("config", {}),
-                   data.get("uri", "audio"))
+                   data.get("uri", "audio"), IdentificationSummary.from_dict(summary) if summary else None)
 
 
 def annotation_from_utterances(utterances: Iterable[Utterance], uri: str = "audio") -> Annotation:
