@@ -133,7 +133,7 @@ def batch(
     num_speakers: Optional[int] = typer.Option(None, "--num-speakers", "-n", help="Exact number of speakers."),
     min_speakers: Optional[int] = typer.Option(None, "--min-speakers", "--min", help="At least this many speakers."),
     max_speakers: Optional[int] = typer.Option(None, "--max-speakers", "--max", help="At most this many speakers."),
-    multichannel: bool = typer.Option(False, "--multichannel", help="Diarize each channel on its own."),
+    multichannel: bool = typer.Option(False, "--multichannel", help="Diarize each channel on its own (1A, 2A, ...)."),
     ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run on Ray: auto, local or host:port."),
     store: Optional[Path] = typer.Option(None, "--store", help="Voiceprint store folder (default: DIARIZE_DATA_DIR)."),
     tenant: str = typer.Option("default", "--tenant", envvar="DIARIZE_TENANT", help="Voiceprint tenant."),

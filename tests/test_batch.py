@@ -277,14 +277,25 @@ def test_killed_and_restarted_run_matches_an_uninterrupted_one(archive, fingerpr
     assert sorted(journal) == sorted(set(journal)) and len(journal) == GOOD + 1
 
 
-def test_cli_refuses_a_locked_folder_and_multichannel(archive, tmp_path):
+def test_cli_refuses_a_locked_folder(archive, tmp_path):
     with OutputFolder(tmp_path):
         locked = cli(str(archive), "--out", str(tmp_path), "--no-fingerprint")
         _, err = locked.communicate(timeout=120)
     assert locked.returncode == 2 and "another batch run" in err and len(err.strip().splitlines()) == 1
-    multi = cli(str(archive), "--out", str(tmp_path), "--multichannel")
-    _, err = multi.communicate(timeout=120)
-    assert multi.returncode == 2 and "--multichannel is not available" in err
+
+
+def test_multichannel_calls_get_speakers_per_channel(data_dir, tmp_path):
+    a, b = reader_utterances(data_dir, "1688", 2), reader_utterances(data_dir, "367", 2)
+    mono, _ = build_conversation([("a", a[0]), ("b", b[0]), ("a", a[1]), ("b", b[1])])
+    sides, _ = build_conversation([("a", a[0]), ("b", np.zeros_like(b[0])), ("a", a[1]), ("b", np.zeros_like(b[1]))])
+    stereo = np.stack([sides, mono - sides], axis=1)  # agent on the left, customer on the right
+    (tmp_path / "src").mkdir()
+    sf.write(tmp_path / "src" / "call.wav", stereo, 16000)
+    summary = run_batch(tmp_path / "src", tmp_path / "out", BatchOptions(workers=1, multichannel=True))
+    assert summary.ok == 1
+    doc = json.loads((tmp_path / "out" / "call.wav.json").read_text())
+    assert [(s["label"], s["channel"]) for s in doc["speakers"]] == [("1A", 1), ("2A", 2)]
+    assert doc["config"]["multichannel"]["mode"] == "per channel"
 
 
 def test_same_job_through_local_ray_gives_the_same_outputs(archive, first_run, tmp_path):

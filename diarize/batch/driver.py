@@ -52,8 +52,6 @@ def run_batch(
     """
     started = time.monotonic()
     options.check()
-    if options.multichannel:
-        raise BatchError("--multichannel is not available yet: per-channel diarization is not in this version")
     out_root = Path(out_dir)
     inputs = discover(source, options.pattern, out_root)
     summary = BatchSummary(files=len(inputs))

@@ -26,7 +26,7 @@ class BatchOptions(BaseModel):
     num_speakers: int | None = Field(None, ge=1)
     min_speakers: int | None = Field(None, ge=1)
     max_speakers: int | None = Field(None, ge=1)
-    multichannel: bool = Field(False, description="Diarize each channel on its own (not available yet).")
+    multichannel: bool = Field(False, description="Diarize each channel on its own (speakers 1A, 2A, ...).")
     pattern: str | None = Field(None, description="Glob on file names (or relative paths if it has a '/').")
     workers: int | None = Field(None, ge=0, description="Processes (Ray actors); 0 runs in this process.")
     threads: int | None = Field(None, ge=1, description="Torch threads per worker; default cores // workers.")

@@ -16,9 +16,12 @@ class Worker:
     def __init__(self, options: BatchOptions, threads: int) -> None:
         from ..pipeline import DiarizationPipeline
 
+        from ..multichannel import MultichannelDiarizer
+
         embedding = options.pipeline.embedding.model_copy(update={"num_threads": threads})
         self.options = options
         self.pipeline = DiarizationPipeline(options.pipeline.model_copy(update={"embedding": embedding}))
+        self.diarize = MultichannelDiarizer(self.pipeline) if options.multichannel else self.pipeline
 
     def process(self, path: str) -> dict[str, Any]:
         """``{"result": Result.to_dict(), "warnings": [...], "seconds": s}``, or ``{"error": message, "seconds": s}``.
@@ -31,10 +34,11 @@ class Worker:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                audio = load_audio(path, self.options.pipeline.audio)
-            result = self.pipeline(audio, **self.options.hints)
+                audio = load_audio(path, self.options.pipeline.audio, mono=not self.options.multichannel)
+            result = self.diarize(audio, **self.options.hints)
             out = result.to_dict(with_centroids=True)
-            out["config"] = self.options.pipeline.model_dump(mode="json")  # the user's, not this worker's threads
+            # the user's embedding settings, not this worker's thread count: outputs must not depend on it
+            out["config"] = {**out["config"], "embedding": self.options.pipeline.embedding.model_dump(mode="json")}
             return {"result": out, "warnings": sorted({str(w.message) for w in caught}),
                     "seconds": time.perf_counter() - start}
         except DiarizeError as exc:
