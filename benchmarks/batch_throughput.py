@@ -1,6 +1,6 @@
 """Throughput of ``diarize batch`` over a folder of calls: local pool with 1 and 2 workers, and local Ray.
 
-    python -m benchmarks.batch_throughput [--copies 2] [--workers 1,2] [--ray/--no-ray] [--fingerprint]
+    python -m benchmarks.batch_throughput [--copies 2] [--layouts 1x2,2x1,1x1] [--ray/--no-ray] [--fingerprint]
 
 The ten ``calls`` of the benchmark sets (75-96 s, stereo 16 kHz) are linked ``--copies`` times into a
 temporary archive (20 files, 28 minutes of audio by default); each configuration diarizes it from scratch
@@ -61,7 +61,7 @@ def measure(name: str, archive: Path, out: Path, options: BatchOptions, store: P
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=2)
-    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--layouts", default=None, help="Local runs as WORKERSxTHREADS (default 1xC,Cx1,1x1).")
     parser.add_argument("--ray", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--fingerprint", action="store_true", help="Record voice ids in a fresh store per run.")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results" / "batch_throughput.json")
@@ -72,9 +72,14 @@ def main() -> None:
         archive = Path(tmp) / "archive"
         build_archive(archive, args.copies)
         base = BatchOptions(fingerprint=args.fingerprint)
-        runs = [(f"local x{w}", base.model_copy(update={"workers": w})) for w in map(int, args.workers.split(","))]
+        layouts = args.layouts or f"1x{cores},{cores}x1,1x1"
+        runs = []
+        for layout in dict.fromkeys(layouts.split(",")):
+            workers, threads = map(int, layout.split("x"))
+            runs.append((f"local {layout}", base.model_copy(update={"workers": workers, "threads": threads})))
         if args.ray:
-            runs.append((f"ray local x{cores}", base.model_copy(update={"ray": "local", "workers": cores})))
+            runs.append((f"ray local {cores}x1", base.model_copy(update={"ray": "local", "workers": cores,
+                                                                          "threads": 1})))
         for i, (name, options) in enumerate(runs):
             store = Path(tmp) / f"store-{i}" if args.fingerprint else None
             rows.append(measure(name, archive, Path(tmp) / f"out-{i}", options, store))
