@@ -12,8 +12,8 @@ SR = 16000
 DIM = 16
 
 #: Thresholds for the tone backend: distinct tones score ~0, the same tone ~0.99.
-CALIBRATION = Calibration(model_id="fake-tone", identify=0.8, link=0.8, link_member=0.7, consistency=0.5, separation=0.75,
-                          confidence_a=20.0, confidence_b=-16.0)
+CALIBRATION = Calibration(model_id="fake-tone", identify=0.8, link=0.8, link_member=0.7, consistency=0.5,
+                          separation=0.75, confidence_a=20.0, confidence_b=-16.0)
 
 
 def voice_vector(freq: float) -> np.ndarray:

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.ndimage import median_filter
 from pyannote.core import Annotation, Segment
+
+from benchmarks.simulate import MIN_PAUSE
+from benchmarks.speech import energy_threshold, speech_bounds
+from benchmarks.speech import speech_spans as benchmark_speech_spans
 
 DATA = Path(os.environ.get("DIARIZE_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 SKIP_REASON = (
@@ -17,36 +20,17 @@ SKIP_REASON = (
 )
 
 
-def trim_silence(samples: np.ndarray, sample_rate: int = 16000, floor_db: float = -35.0) -> np.ndarray:
-    """Cut leading/trailing audio whose 20 ms frames are more than ``floor_db`` below the loudest frame."""
-    hop = sample_rate // 50
-    n = len(samples) // hop
-    energy = 10 * np.log10(np.mean(samples[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
-    loud = np.flatnonzero(energy > energy.max() + floor_db)
-    return samples[loud[0] * hop : (loud[-1] + 1) * hop]
+def trim_silence(samples: np.ndarray) -> np.ndarray:
+    """The utterance from its first to its last speech (the benchmark simulator's energy rule)."""
+    bounds = speech_bounds(samples, energy_threshold(samples))
+    return samples[bounds[0] : bounds[1]] if bounds else samples[:0]
 
 
-def speech_spans(samples: np.ndarray, sample_rate: int = 16000, rise: float = 0.3, min_pause: float = 0.3):
-    """(start, end) seconds of speech inside a clean utterance, used as the reference of simulated audio.
-
-    A 20 ms frame is speech when its energy (median over 100 ms) rises ``rise`` of the way from the
-    recording's noise floor (10th percentile) to its speech peak (99th percentile); pauses shorter than
-    ``min_pause`` are bridged.
-    """
-    hop = sample_rate // 50
-    n = len(samples) // hop
-    energy = 10 * np.log10(np.mean(samples[: n * hop].reshape(n, hop) ** 2, axis=1) + 1e-12)
-    energy = median_filter(energy, size=5, mode="nearest")
-    floor, peak = np.percentile(energy, [10, 99])
-    loud = energy > floor + rise * (peak - floor)
-    spans: list[list[float]] = []
-    for i in np.flatnonzero(loud):
-        t = i * hop / sample_rate
-        if spans and t - spans[-1][1] < min_pause:
-            spans[-1][1] = t + hop / sample_rate
-        else:
-            spans.append([t, t + hop / sample_rate])
-    return [(a, b) for a, b in spans]
+def speech_spans(samples: np.ndarray, sample_rate: int = 16000) -> list[tuple[float, float]]:
+    """(start, end) seconds of speech in a clean utterance, split at pauses of 0.5 s or more: the same
+    reference rule as the benchmark's simulated conversations."""
+    spans = benchmark_speech_spans(samples, energy_threshold(samples), MIN_PAUSE)
+    return [(a / sample_rate, b / sample_rate) for a, b in spans]
 
 
 def reader_utterances(data_dir: Path, reader: str, count: int) -> list[np.ndarray]:

@@ -6,6 +6,19 @@ import dataclasses
 
 import numpy as np
 import pytest
+
+from diarize.errors import (
+    EnrollmentError,
+    ModelMismatchError,
+    SpeakerExistsError,
+    SpeakerNotFoundError,
+    VoiceNotFoundError,
+)
+from diarize.result import Utterance
+from diarize.voiceprints import VoiceLinker, Voiceprints, apply_names, assign, default_data_dir, default_tenant
+from diarize.voiceprints.calibration import Calibration
+from diarize.voiceprints.store import EmbeddedStore, ServerStore
+
 from ._voiceprint_fakes import (
     CALIBRATION,
     FakeDiarizer,
@@ -16,18 +29,6 @@ from ._voiceprint_fakes import (
     tone,
     voice_vector,
 )
-
-from diarize.errors import (
-    EnrollmentError,
-    ModelMismatchError,
-    SpeakerExistsError,
-    SpeakerNotFoundError,
-    VoiceNotFoundError,
-)
-from diarize.result import Utterance
-from diarize.voiceprints import VoiceLinker, Voiceprints, apply_names, assign
-from diarize.voiceprints.calibration import Calibration
-from diarize.voiceprints.store import EmbeddedStore
 
 pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed")
 
@@ -144,6 +145,34 @@ def test_diarizer_gate_refuses_when_no_speaker_dominates(tmp_path):
         assert vp.list_speakers("t") == []
 
 
+def test_speaker_ids_follow_the_name_and_skip_ids_of_renamed_speakers(tmp_path):
+    ids = []
+    for sub in ("one", "two"):
+        with Voiceprints(EmbeddedStore(tmp_path / sub), ToneBackend(), vad=energy_vad, calibration=CALIBRATION) as vp:
+            ids.append(vp.enroll("t", "Alice", tone(A, 12)).speaker.speaker_id)
+    assert ids[0] == ids[1]
+    with Voiceprints(EmbeddedStore(tmp_path / "one"), ToneBackend(), vad=energy_vad, calibration=CALIBRATION) as vp:
+        vp.rename_speaker("t", "Alice", "Alice Smith")
+        fresh = vp.enroll("t", "alice", tone(B, 12)).speaker
+        assert fresh.speaker_id != ids[0]
+        assert vp.speakers.get("t", "Alice Smith").speaker_id == ids[0]
+        assert vp.identify("t", result(speaker("S", A)))[0].name == "Alice Smith"
+
+
+def test_metadata_must_be_json(vp):
+    with pytest.raises(EnrollmentError, match="JSON"):
+        vp.enroll("t", "Alice", tone(A, 12), metadata={"when": object()})
+
+
+def test_results_of_another_embedding_model_are_refused(vp):
+    other = result(speaker("Speaker A", A))
+    other.model = "speechbrain/spkrec-ecapa-voxceleb"
+    with pytest.raises(ModelMismatchError):
+        vp.identify("t", other)
+    with pytest.raises(ModelMismatchError):
+        vp.observe("t", "call-1", other)
+
+
 @pytest.mark.parametrize("name", ["", "   ", "a\nb", "x" * 300])
 def test_bad_names_are_refused(vp, name):
     with pytest.raises(EnrollmentError):
@@ -170,6 +199,32 @@ def test_tenant_b_never_matches_tenant_a(vp):
     vp.enroll("tenant-b", "Alice", tone(B, 12))
     assert vp.identify("tenant-b", result(speaker("Speaker A", A)))[0].name is None
     assert vp.identify("tenant-a", result(speaker("Speaker A", A)))[0].name == "Alice"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_everything_works_on_the_qdrant_server_path():
+    qdrant_client = pytest.importorskip("qdrant_client", reason="qdrant-client is not installed")
+    store = ServerStore(client=qdrant_client.QdrantClient(location=":memory:"))
+    with Voiceprints(store, ToneBackend(), vad=energy_vad, calibration=CALIBRATION) as vp:
+        vp.enroll("a", "Alice", tone(A, 12))
+        vp.enroll("a", "Alice", tone(A + 2, 6))
+        assert vp.identify("a", result(speaker("S", A)))[0].name == "Alice"
+        assert vp.identify("b", result(speaker("S", A)))[0].name is None
+        first = vp.observe("a", "call-1", result(speaker("S", B)))[0]
+        assert vp.observe("a", "call-2", result(speaker("S", B, noise=0.05, seed=1)))[0].voice_id == first.voice_id
+        vp.delete_speaker("a", "Alice")
+        vp.delete_tenant("a")
+        assert vp.collection.count("a") == 0
+
+
+def test_default_data_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("DIARIZE_DATA_DIR", str(tmp_path / "vp"))
+    assert default_data_dir() == tmp_path / "vp"
+    monkeypatch.delenv("DIARIZE_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert default_data_dir() == tmp_path / "diarize"
+    monkeypatch.setenv("DIARIZE_TENANT", "acme")
+    assert default_tenant() == "acme"
 
 
 def test_enrolled_speakers_persist_across_reopen(tmp_path):

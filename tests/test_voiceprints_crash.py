@@ -12,10 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ._voiceprint_fakes import CALIBRATION, ToneBackend, energy_vad, result, speaker, tone, voice_vector
 
 from diarize.voiceprints import Voiceprints
 from diarize.voiceprints.store import EmbeddedStore
+
+from ._voiceprint_fakes import CALIBRATION, ToneBackend, energy_vad, result, speaker, tone, voice_vector
 
 pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed")
 

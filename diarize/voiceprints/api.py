@@ -95,8 +95,14 @@ class Voiceprints:
 
     # ---------------------------------------------------------------- identification
 
+    def _check_model(self, result: Result) -> None:
+        if result.model and result.model != self.backend.model_id:
+            raise ModelMismatchError(f"result embedded by {result.model!r}; this store compares "
+                                     f"{self.backend.model_id!r} voiceprints")
+
     def identify(self, tenant: str, result: Result, *, threshold: float | None = None) -> list[SpeakerMatch]:
         """Name the diarized speakers of ``result`` (open set, one enrolled person per speaker at most)."""
+        self._check_model(result)
         return identify_speakers(result.speakers, self.speakers, tenant, self.calibration, threshold)
 
     def identify_file(self, tenant: str, audio: AudioInput, **hints: Any) -> tuple[Result, list[SpeakerMatch]]:
@@ -112,6 +118,7 @@ class Voiceprints:
 
     def observe(self, tenant: str, file_id: str, result: Result) -> list[VoiceLink]:
         """Store every diarized speaker of ``file_id`` and link it to a persistent voice id."""
+        self._check_model(result)
         return self.voices.observe(tenant, file_id, result.speakers)
 
     def appearances(self, tenant: str, voice_id: str) -> list[Appearance]:

@@ -16,7 +16,7 @@ from ..errors import VoiceprintError
 #: Copy of ``models/thresholds.json`` (a test keeps the two equal).
 BUILTIN: dict[str, dict] = {
     "resemblyzer-ge2e": {"identify": 0.805, "link": 0.82, "link_member": 0.85, "consistency": 0.75,
-                         "separation": 0.65, "confidence_a": 84.8897, "confidence_b": -66.3008},
+                         "separation": 0.65, "confidence_a": 85.5128, "confidence_b": -66.796},
 }
 
 

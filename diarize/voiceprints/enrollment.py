@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from ..errors import (
     SpeakerNotFoundError,
 )
 from ..result import Result
-from .store import Collection, NewPoint, StoredPoint
+from .store import POINT_NAMESPACE, Collection, NewPoint, StoredPoint
 
 SAMPLE_RATE = 16000
 #: Least speech (seconds) an enrollment needs in total, and per sample.
@@ -96,37 +97,41 @@ class EnrollmentReport:
 # --------------------------------------------------------------------------- quality gates
 
 
-def to_samples(audio: AudioInput) -> tuple[np.ndarray, str]:
-    """16 kHz mono float32 samples and a printable source name from any accepted audio input."""
+def to_samples(audio: AudioInput) -> tuple[np.ndarray, str, Any]:
+    """16 kHz mono float32 samples, a printable source name, and the decoded input (for a diarizer)."""
     if isinstance(audio, np.ndarray):
         x = np.asarray(audio, dtype=np.float32)
         if x.ndim == 2:
             x = x.mean(axis=0)
         if x.ndim != 1:
             raise EnrollmentError(f"sample array must be 1-D mono 16 kHz audio, got shape {audio.shape}")
-        return x, "array"
-    if hasattr(audio, "mono") and hasattr(audio, "sample_rate"):
-        return np.asarray(audio.mono(), dtype=np.float32).reshape(-1), "audio"
-    from ..audio import load_audio  # the pipeline's decoder; raises AudioError subclasses
+        from ..audio import Audio
 
-    name = str(audio) if isinstance(audio, (str, PathLike)) else "bytes"
-    return np.asarray(load_audio(audio).mono(), dtype=np.float32).reshape(-1), name
+        return x, "array", Audio(np.ascontiguousarray(x[None, :]), SAMPLE_RATE)
+    name = "audio"
+    if not (hasattr(audio, "mono") and hasattr(audio, "sample_rate")):
+        from ..audio import load_audio  # the pipeline's decoder; raises AudioError subclasses
+
+        name = str(audio) if isinstance(audio, (str, PathLike)) else "bytes"
+        audio = load_audio(audio)
+    return np.asarray(audio.mono(), dtype=np.float32).reshape(-1), name, audio
 
 
 def _windows(regions: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """1.5 s windows every 0.75 s inside each speech region (a shorter region of 0.5 s or more is one window)."""
     win, hop = int(_WINDOW * SAMPLE_RATE), int(_HOP * SAMPLE_RATE)
-    starts, ends = [], []
+    bounds: list[tuple[int, int]] = []
     for a, b in regions:
         s, e = int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)
         if e - s < win:
-            if e - s >= int(0.5 * SAMPLE_RATE):
-                starts.append(s), ends.append(e)
+            if e - s >= SAMPLE_RATE // 2:
+                bounds.append((s, e))
             continue
-        for w in range(s, e - win + 1, hop):
-            starts.append(w), ends.append(w + win)
-        if (e - win) % hop:
-            starts.append(e - win), ends.append(e)
-    return np.asarray(starts, dtype=np.int64), np.asarray(ends, dtype=np.int64)
+        bounds += [(w, w + win) for w in range(s, e - win + 1, hop)]
+        if (e - win - s) % hop:
+            bounds.append((e - win, e))
+    arr = np.asarray(bounds, dtype=np.int64).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
 
 
 def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | None = None,
@@ -139,7 +144,7 @@ def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | N
     Without ``diarizer`` voices are told apart by splitting the speech windows in two and comparing
     the halves' centroids against ``separation`` (a cosine).
     """
-    samples, source = to_samples(audio)
+    samples, source, decoded = to_samples(audio)
     warnings: list[str] = []
     if samples.size < SAMPLE_RATE * MIN_SAMPLE_SPEECH or not np.all(np.isfinite(samples)):
         raise EnrollmentError(f"{source}: too short or corrupt to enroll ({samples.size / SAMPLE_RATE:.1f} s)")
@@ -147,11 +152,7 @@ def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | N
     if peak < 1e-4:
         raise EnrollmentError(f"{source}: the sample is silent")
     if diarizer is not None:
-        if isinstance(audio, np.ndarray):
-            from ..audio import Audio
-
-            audio = Audio(np.ascontiguousarray(samples[None, :]), SAMPLE_RATE)
-        result = diarizer(audio)
+        result = diarizer(decoded)
         vector, speech = _dominant(result, source, dominant_share, separation, warnings)
     else:
         regions = list((vad or _default_vad)(samples))
@@ -318,13 +319,17 @@ class SpeakerRegistry:
                                      f"{self.collection.model_id!r} voiceprint store")
         if metadata is not None and not isinstance(metadata, Mapping):
             raise EnrollmentError("metadata must be a mapping")
+        try:
+            json.dumps(dict(metadata or {}), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise EnrollmentError(f"metadata must be JSON (strings, numbers, lists, mappings): {exc}") from None
         with self._lock:
             record = self._record(tenant, name)
             old_ids: list[str] = list(record.payload.get("sample_ids") or []) if record else []
             old = self.collection.retrieve(tenant, old_ids, with_vectors=True) if old_ids else []
             old_by_id = {p.id: p for p in old}
             old = [old_by_id[i] for i in old_ids if i in old_by_id]
-            speaker_id = record.payload["speaker_id"] if record else uuid.uuid4().hex
+            speaker_id = record.payload["speaker_id"] if record else self._new_speaker_id(tenant, name)
             new: dict[str, EnrollmentSample] = {}
             for s in samples:
                 sid = self.collection.id_of(tenant, "sample", f"{speaker_id}/{s.digest}")
@@ -366,6 +371,15 @@ class SpeakerRegistry:
             self.collection.upsert(tenant, [NewPoint("speaker", speaker_id, voiceprint, payload)])
             self.collection.flush()
             return EnrollmentReport(EnrolledSpeaker.from_payload(payload), record is None, len(new), warnings)
+
+    def _new_speaker_id(self, tenant: str, name: str) -> str:
+        """Derived from the name, so concurrent first enrollments of one name converge on one record;
+        a suffix skips ids still held by a renamed speaker."""
+        for n in range(1000):
+            candidate = uuid.uuid5(POINT_NAMESPACE, f"{tenant}\x1f{name_key(name)}\x1f{n}").hex
+            if not self.collection.retrieve(tenant, [self.collection.id_of(tenant, "speaker", candidate)]):
+                return candidate
+        return uuid.uuid4().hex
 
     @staticmethod
     def _check_consistency(name: str, vectors: list, weights: list, n_old: int,

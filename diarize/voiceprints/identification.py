@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..errors import VoiceprintError
 from ..result import Result, Speaker
 from .calibration import Calibration
 from .enrollment import EnrolledSpeaker, SpeakerRegistry
@@ -57,33 +58,28 @@ def assign(scores: np.ndarray, threshold: float) -> list[int | None]:
 def identify_vectors(labels: Sequence[str], vectors: Sequence[np.ndarray | None], registry: SpeakerRegistry,
                      tenant: str, calibration: Calibration, threshold: float | None = None) -> list[SpeakerMatch]:
     """Match each labelled vector (a diarized speaker's centroid, or None) against ``tenant``'s speakers."""
+    if len(labels) != len(vectors):
+        raise VoiceprintError("one label per vector is needed")
     threshold = calibration.identify if threshold is None else float(threshold)
+    matches = [SpeakerMatch(label, None, None, None, None, None) for label in labels]
     present = [i for i, v in enumerate(vectors) if v is not None]
+    # With k >= len(present) candidates per speaker, some optimal assignment uses only candidates.
     candidates: dict[str, tuple[EnrolledSpeaker, np.ndarray]] = {}
-    k = min(max(len(present), 1) + 4, 64)
     for i in present:
-        for spk, vec in registry.nearest(tenant, vectors[i], limit=k):
+        for spk, vec in registry.nearest(tenant, vectors[i], limit=len(present) + 4):
             candidates.setdefault(spk.speaker_id, (spk, vec))
+    if not present or not candidates:
+        return matches
     enrolled = list(candidates.values())
-    matches: list[SpeakerMatch] = []
-    if present and enrolled:
-        V = np.stack([_unit(vectors[i]) for i in present])
-        C = np.stack([vec for _, vec in enrolled])
-        scores = V @ C.T
-        chosen = assign(scores, threshold)
-    by_row: dict[int, SpeakerMatch] = {}
-    for row, i in enumerate(present):
-        if not enrolled:
-            break
-        col = chosen[row]
+    scores = np.stack([_unit(vectors[i]) for i in present]) @ np.stack([vec for _, vec in enrolled]).T
+    for row, (i, col) in enumerate(zip(present, assign(scores, threshold))):
         if col is None:
             best = float(scores[row].max())
-            by_row[i] = SpeakerMatch(labels[i], None, None, None, best, calibration.confidence(best))
+            matches[i] = SpeakerMatch(labels[i], None, None, None, best, calibration.confidence(best))
         else:
-            spk, s = enrolled[col][0], float(scores[row, col])
-            by_row[i] = SpeakerMatch(labels[i], spk.name, spk.speaker_id, spk.role, s, calibration.confidence(s))
-    for i, label in enumerate(labels):
-        matches.append(by_row.get(i) or SpeakerMatch(label, None, None, None, None, None))
+            spk, score = enrolled[col][0], float(scores[row, col])
+            matches[i] = SpeakerMatch(labels[i], spk.name, spk.speaker_id, spk.role, score,
+                                      calibration.confidence(score))
     return matches
 
 

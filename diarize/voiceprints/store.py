@@ -563,13 +563,11 @@ class ServerStore(VectorStore):
 
 
 def default_data_dir() -> Path:
-    """``$DIARIZE_DATA_DIR`` or the user's data directory (e.g. ``~/.local/share/diarize``)."""
+    """``$DIARIZE_DATA_DIR``, else ``$XDG_DATA_HOME/diarize`` or ``~/.local/share/diarize`` (as the service)."""
     env = os.environ.get("DIARIZE_DATA_DIR")
     if env:
         return Path(env).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("diarize", appauthor=False))
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "diarize"
 
 
 def open_store(data_dir: str | os.PathLike[str] | None = None, *, url: str | None = None,
