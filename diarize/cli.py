@@ -1,4 +1,5 @@
-"""Command line: ``diarize run FILE`` prints or writes who spoke when; ``serve`` and ``keys`` run the HTTP API."""
+"""Command line: ``diarize run FILE`` prints or writes who spoke when; ``batch SRC`` does a whole archive;
+``serve`` and ``keys`` run the HTTP API."""
 
 from __future__ import annotations
 
@@ -118,6 +119,48 @@ def _read_speakers(path: Path) -> list:
     if not isinstance(data, list):
         raise IdentificationError(f"{path}: expected a JSON list of speakers (each with a name and/or role)")
     return data
+
+
+@app.command()
+def batch(
+    src: Path = typer.Argument(..., help="Directory tree of audio files, or a manifest file (one path per line)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: SRC-diarized beside SRC)."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=0, help="Worker processes (0: this one)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch threads per worker (cores/workers)."),
+    pattern: Optional[str] = typer.Option(None, "--pattern", help="File-name glob, e.g. '*.wav' (default: audio)."),
+    fingerprint: bool = typer.Option(True, "--fingerprint/--no-fingerprint", help="Global voice ids across files."),
+    identify: bool = typer.Option(False, "--identify", help="Name speakers whose voice is enrolled."),
+    num_speakers: Optional[int] = typer.Option(None, "--num-speakers", "-n", help="Exact number of speakers."),
+    min_speakers: Optional[int] = typer.Option(None, "--min-speakers", "--min", help="At least this many speakers."),
+    max_speakers: Optional[int] = typer.Option(None, "--max-speakers", "--max", help="At most this many speakers."),
+    multichannel: bool = typer.Option(False, "--multichannel", help="Diarize each channel on its own (1A, 2A, ...)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS", help="Run on Ray: auto, local or host:port."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Voiceprint store folder (default: DIARIZE_DATA_DIR)."),
+    tenant: str = typer.Option("default", "--tenant", envvar="DIARIZE_TENANT", help="Voiceprint tenant."),
+    hash_inputs: bool = typer.Option(False, "--hash", help="Know inputs by SHA-256, not size and mtime."),
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before."),
+    clustering: ClusteringMethod = typer.Option(ClusteringMethod.spectral, "--clustering", help="Clustering method."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress: failures and the summary only."),
+) -> None:
+    """Diarize every audio file under SRC: JSON + RTTM per file, index.jsonl/csv; resumable.
+
+    Exit status: 0 all files diarized, 1 some failed (see the index), 2 the batch could not run, 130 interrupted.
+    """
+    from .batch import BatchOptions
+    from .batch.console import EXIT_ERROR, batch_main
+
+    try:
+        options = BatchOptions(
+            pipeline=PipelineConfig.model_validate({"clustering": {"method": clustering.value}}),
+            num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
+            multichannel=multichannel, pattern=pattern, workers=workers, threads=threads, fingerprint=fingerprint,
+            identify=identify, store=str(store.absolute()) if store else None, tenant=tenant, ray=ray,
+            content_key="sha256" if hash_inputs else "stat", retry_failed=retry_failed,
+        )
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {' '.join(str(exc).split())}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_ERROR)
+    raise typer.Exit(batch_main(src, out, options, quiet))
 
 
 @app.command()
