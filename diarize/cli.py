@@ -1,10 +1,11 @@
 """Command line: ``diarize run FILE`` prints or writes who spoke when; ``batch SRC`` does a whole archive;
-``serve`` and ``keys`` run the HTTP API."""
+``enroll``, ``speakers`` and ``identify`` manage and use voiceprints; ``serve`` and ``keys`` run the HTTP API."""
 
 from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import Optional
@@ -41,6 +42,33 @@ def main() -> None:
     """Speaker diarization: who spoke when."""
 
 
+# The voiceprint store: shared by run --identify, enroll, identify and speakers.
+DataDir = typer.Option(None, "--data-dir", envvar="DIARIZE_DATA_DIR", show_envvar=True,
+                       help="Voiceprint data folder (default: ~/.local/share/diarize, as the service).")
+Tenant = typer.Option("default", "--tenant", envvar="DIARIZE_TENANT", show_envvar=True,
+                      help="Tenant whose voiceprints to use.")
+QdrantUrl = typer.Option(None, "--qdrant-url", envvar="DIARIZE_QDRANT_URL", show_envvar=True,
+                         help="Qdrant server URL (default: the embedded store under --data-dir).")
+QdrantApiKey = typer.Option(None, "--qdrant-api-key", envvar="DIARIZE_QDRANT_API_KEY", show_envvar=False,
+                            help="Qdrant server API key.")
+
+
+@contextmanager
+def _open_voiceprints(data_dir: Optional[Path], url: Optional[str], api_key: Optional[str], pipeline=None):
+    """The voiceprint store, closed on exit (the embedded store locks its folder while open)."""
+    from .errors import StoreError
+    from .voiceprints import Voiceprints, default_data_dir
+
+    try:
+        vp = Voiceprints.open(data_dir or default_data_dir(), url=url, api_key=api_key, pipeline=pipeline)
+    except OSError as exc:
+        raise StoreError(f"cannot open the voiceprint store: {exc}") from exc
+    try:
+        yield vp
+    finally:
+        vp.close()
+
+
 @app.command()
 def run(
     file: Path = typer.Argument(..., help="Audio file (WAV, FLAC, OGG, MP3, M4A, Opus, ...)."),
@@ -61,6 +89,11 @@ def run(
     priors: bool = typer.Option(False, "--priors", help="Let weak priors decide what no evidence does."),
     call_direction: str = typer.Option("inbound", "--call-direction",
                                        help="For --priors: inbound (agent speaks first) or outbound."),
+    identify_voices: bool = typer.Option(False, "--identify", help="Name enrolled speakers from the voiceprint store."),
+    data_dir: Optional[Path] = DataDir,
+    tenant: str = Tenant,
+    qdrant_url: Optional[str] = QdrantUrl,
+    qdrant_api_key: Optional[str] = QdrantApiKey,
 ) -> None:
     """Diarize FILE and print JSON (default) or RTTM; identify speakers when given roles, names or a transcript."""
     from .audio import load_audio
@@ -97,8 +130,16 @@ def run(
                 audio, num_speakers, min_speakers, max_speakers,
                 progress=lambda stage, fraction: bar.update(task, completed=fraction, description=f"{file.name}: {stage}"),
             )
+        matches = []
+        if identify_voices:
+            with _open_voiceprints(data_dir, qdrant_url, qdrant_api_key, pipeline) as vp:
+                matches = vp.identify(tenant, result)
         if request is not None:
-            result = identify(result, request, config=config.identification)
+            result = identify(result, request, voiceprints=matches, config=config.identification)
+        if matches:
+            from .voiceprints import apply_names
+
+            result = apply_names(result, matches)
     except DiarizeError as exc:
         fail(str(exc))
     text = result.to_json(with_centroids=False) + "\n" if output_format is OutputFormat.json else result.to_rttm()
@@ -161,6 +202,146 @@ def batch(
         err.print(f"[red]error:[/red] {' '.join(str(exc).split())}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_ERROR)
     raise typer.Exit(batch_main(src, out, options, quiet))
+
+
+@app.command()
+def enroll(
+    name: str = typer.Argument(..., help="Name of the speaker to enroll (or add samples to)."),
+    files: list[Path] = typer.Argument(..., help="One or more audio samples of this speaker alone."),
+    role: Optional[str] = typer.Option(None, "--role", help="Role of the speaker, e.g. Agent."),
+    metadata: Optional[str] = typer.Option(None, "--metadata", help="JSON object stored with the speaker."),
+    data_dir: Optional[Path] = DataDir,
+    tenant: str = Tenant,
+    qdrant_url: Optional[str] = QdrantUrl,
+    qdrant_api_key: Optional[str] = QdrantApiKey,
+) -> None:
+    """Enroll NAME's voice from FILE samples (each must hold one speaker's clear speech)."""
+    extra = None
+    if metadata is not None:
+        try:
+            extra = json.loads(metadata)
+        except json.JSONDecodeError as exc:
+            fail(f"--metadata is not valid JSON: {exc}")
+        if not isinstance(extra, dict):
+            fail("--metadata must be a JSON object")
+    try:
+        with _open_voiceprints(data_dir, qdrant_url, qdrant_api_key) as vp:
+            report = vp.enroll(tenant, name, [str(f) for f in files], role=role, metadata=extra)
+    except DiarizeError as exc:
+        fail(str(exc))
+    spk = report.speaker
+    for warning in report.warnings:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+    sys.stdout.write(
+        f"{'enrolled' if report.created else 'updated'} {spk.name}"
+        f"{f' ({spk.role})' if spk.role else ''} in tenant {tenant}: {report.samples_added} sample(s) added, "
+        f"{spk.n_samples} in all, {spk.speech_seconds:.1f} s of speech; id {spk.speaker_id}\n"
+    )
+
+
+class ListFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+speakers_app = typer.Typer(no_args_is_help=True, help="Enrolled speakers (voiceprints) of a tenant.")
+app.add_typer(speakers_app, name="speakers")
+
+
+@speakers_app.command("list")
+def speakers_list(
+    output_format: ListFormat = typer.Option(ListFormat.table, "--format", "-f", help="Output format."),
+    data_dir: Optional[Path] = DataDir,
+    tenant: str = Tenant,
+    qdrant_url: Optional[str] = QdrantUrl,
+    qdrant_api_key: Optional[str] = QdrantApiKey,
+) -> None:
+    """List the enrolled speakers of the tenant."""
+    try:
+        with _open_voiceprints(data_dir, qdrant_url, qdrant_api_key) as vp:
+            speakers = vp.list_speakers(tenant)
+    except DiarizeError as exc:
+        fail(str(exc))
+    if output_format is ListFormat.json:
+        sys.stdout.write(json.dumps([s.to_dict() for s in speakers], indent=2) + "\n")
+        return
+    if not speakers:
+        err.print(f"no speakers enrolled in tenant {tenant}", highlight=False)
+        return
+    sys.stdout.write("name\trole\tsamples\tspeech_s\tspeaker_id\tupdated_at\n")
+    for s in speakers:
+        sys.stdout.write(f"{s.name}\t{s.role or '-'}\t{s.n_samples}\t{s.speech_seconds:.1f}\t"
+                         f"{s.speaker_id}\t{s.updated_at}\n")
+
+
+@speakers_app.command("delete")
+def speakers_delete(
+    name: str = typer.Argument(..., help="Enrolled speaker to delete, with all their samples."),
+    data_dir: Optional[Path] = DataDir,
+    tenant: str = Tenant,
+    qdrant_url: Optional[str] = QdrantUrl,
+    qdrant_api_key: Optional[str] = QdrantApiKey,
+) -> None:
+    """Delete an enrolled speaker and every vector stored for them."""
+    try:
+        with _open_voiceprints(data_dir, qdrant_url, qdrant_api_key) as vp:
+            spk = vp.delete_speaker(tenant, name)
+    except DiarizeError as exc:
+        fail(str(exc))
+    err.print(f"deleted {spk.name} ({spk.speaker_id}) from tenant {tenant}", highlight=False)
+
+
+@speakers_app.command("rename")
+def speakers_rename(
+    old: str = typer.Argument(..., help="Current name."),
+    new: str = typer.Argument(..., help="New name."),
+    data_dir: Optional[Path] = DataDir,
+    tenant: str = Tenant,
+    qdrant_url: Optional[str] = QdrantUrl,
+    qdrant_api_key: Optional[str] = QdrantApiKey,
+) -> None:
+    """Rename an enrolled speaker (their voiceprint is kept)."""
+    try:
+        with _open_voiceprints(data_dir, qdrant_url, qdrant_api_key) as vp:
+            spk = vp.rename_speaker(tenant, old, new)
+    except DiarizeError as exc:
+        fail(str(exc))
+    err.print(f"renamed {old} to {spk.name} in tenant {tenant}", highlight=False)
+
+
+@app.command("identify")
+def identify_command(
+    file: Path = typer.Argument(..., help="Audio file to diarize and name."),
+    output_format: OutputFormat = typer.Option(OutputFormat.json, "--format", "-f",
+                                               help="json (result plus matches) or rttm."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
+    data_dir: Optional[Path] = DataDir,
+    tenant: str = Tenant,
+    qdrant_url: Optional[str] = QdrantUrl,
+    qdrant_api_key: Optional[str] = QdrantApiKey,
+) -> None:
+    """Diarize FILE and name the speakers enrolled in the tenant; others keep their labels."""
+    from .audio import load_audio
+    from .pipeline import DiarizationPipeline
+
+    try:
+        config = PipelineConfig()
+        pipeline = DiarizationPipeline(config)
+        audio = load_audio(file, config.audio)
+        with _open_voiceprints(data_dir, qdrant_url, qdrant_api_key, pipeline) as vp:
+            result, matches = vp.identify_file(tenant, audio)
+    except DiarizeError as exc:
+        fail(str(exc))
+    if output_format is OutputFormat.json:
+        data = result.to_dict(with_centroids=False)
+        data["matches"] = [m.to_dict() for m in matches]
+        text = json.dumps(data, indent=2) + "\n"
+    else:
+        text = result.to_rttm()
+    if output:
+        output.write_text(text)
+    else:
+        sys.stdout.write(text)
 
 
 @app.command()
