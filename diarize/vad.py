@@ -36,7 +36,7 @@ class SileroVAD:
 
     frame_duration = _CHUNK / _SAMPLE_RATE
 
-    def __init__(self, config: VADConfig = VADConfig(), stream_seconds: float = 30.0, warmup_seconds: float = 1.0):
+    def __init__(self, config: VADConfig = VADConfig(), stream_seconds: float = 10.0, warmup_seconds: float = 3.0):
         from silero_vad import load_silero_vad
 
         self.config = config
