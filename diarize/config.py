@@ -32,6 +32,10 @@ class VADConfig(_Section):
     speech_pad: float = Field(0.03, ge=0, description="Pad each region on both sides (s).")
     normalize_loudness: bool = Field(True, description="Scale quiet recordings up before VAD.")
     target_rms_dbfs: float = -23.0
+    refine_boundaries: bool = Field(True, description="Move region edges to where the signal's energy starts and ends.")
+    refine_reach: float = Field(0.5, ge=0, description="Move an edge at most this far (s).")
+    refine_level: float = Field(0.3, gt=0, lt=1, description="Energy threshold: this share from noise floor to speech level.")
+    refine_gap: float = Field(0.2, ge=0, description="Energy dips this short do not stop an edge from growing (s).")
 
 
 class SegmentationConfig(_Section):
