@@ -83,7 +83,11 @@ class DiarizeOptions(_Model):
                 raise ValueError("speakers_expected conflicts with speaker_options")
         if self.channel_roles and not self.multichannel:
             raise ValueError("channel_roles needs multichannel")
-        self.identification_request()
+        request = self.identification_request()
+        if self.channel_roles:
+            if len(request.channel_roles) != len(self.channel_roles):
+                raise ValueError("channel_roles gives one channel two roles")
+            self.channel_roles = {str(channel): role for channel, role in request.channel_roles.items()}
         return self
 
     def hints(self) -> dict[str, int | None]:

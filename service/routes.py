@@ -175,7 +175,8 @@ async def diarize(
     file: Annotated[UploadFile, File(description="Audio file (WAV, FLAC, MP3, M4A, Opus, ...)")],
     output_format: OutputFormat = "json",
 ):
-    """Who spoke when. Audio up to the synchronous limit is answered now; longer audio answers 202 with a job."""
+    """Who spoke when (per channel with multichannel) and, with identification options, who each speaker is.
+    Audio up to the synchronous limit is answered now; longer audio answers 202 with a job."""
     path: Path | None = spool_path(svc.data_dir, file.filename)
     try:
         await run_in_threadpool(spool, file, path)

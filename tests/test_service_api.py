@@ -150,6 +150,7 @@ def test_upload_over_the_limit_is_413(api):
         ({"speaker_identification": '{"speakers": [{"name": "Ana", "x": NaN}]}'}, 422, "invalid_options"),
         ({"channel_roles": '{"1": "Agent", "2": "Customer"}'}, 422, "invalid_options"),
         ({"multichannel": "true", "channel_roles": "0=Agent"}, 422, "invalid_options"),
+        ({"multichannel": "true", "channel_roles": '{"1": "Agent", "01": "Customer"}'}, 422, "invalid_options"),
         ({"multichannel": "true", "channel_roles": "1=Agent,2=Customer"}, 422, "invalid_options"),  # mono audio
         ({"transcript": "{not json"}, 422, "invalid_options"),
         ({"transcript": "[" * 100_000}, 422, "invalid_options"),
