@@ -58,9 +58,9 @@ class DiarizeOptions(_Model):
         False, description="Diarize each channel on its own (speakers 1A, 2A, ...); speaker counts apply per channel."
     )
     channel_roles: dict[str, str] | None = Field(
-        None, description="Role of each channel's party, e.g. {\"1\": \"Agent\", \"2\": \"Customer\"} (needs multichannel).")
+        None, description='Role of each channel\'s party, e.g. {"1": "Agent", "2": "Customer"} (needs multichannel).')
     speaker_identification: SpeakerIdentification | None = Field(
-        None, description="Name speakers from the context: known roles or names, channel roles, transcript, voiceprints."
+        None, description="Who may be speaking; evidence also comes from channel_roles, transcript, voiceprints."
     )
     transcript: list[TranscriptWord] | None = Field(
         None, exclude=True, description="ASR words (a word list or Whisper JSON); not echoed back in jobs.")
@@ -138,14 +138,12 @@ class Evidence(BaseModel):
     weight: float
     text: str = ""
     time: float | None = Field(None, description="Seconds from the start of the audio, for what was said.")
-    said_by: str | None = Field(None, description="The speaker who said it, when not this speaker.")
+    said_by: str | None = Field(None, description="The speaker who said it (transcript cues).")
 
 
 class Identity(BaseModel):
-    """Who a diarized speaker is, how sure, and why; ``name`` and ``role`` are null when left unassigned (``reason``).
-
-    ``speaker_id`` and ``score`` are set when the identity is an enrolled speaker whose voiceprint matched.
-    """
+    """Who a diarized speaker is, how sure, and why (no name or role when unassigned: see ``reason``);
+    ``speaker_id`` and ``score`` when it is an enrolled speaker whose voiceprint matched."""
 
     name: str | None = None
     role: str | None = None
@@ -200,7 +198,7 @@ class DiarizeResponse(BaseModel):
 
     @classmethod
     def from_result(cls, data: dict[str, Any], warnings: list[str] = (), matches: Any = ()) -> "DiarizeResponse":
-        """From ``Result.to_dict()``; ``matches`` (voiceprint matches) add the enrolled speaker to identities they gave."""
+        """From ``Result.to_dict()``; voiceprint ``matches`` add ``speaker_id`` and ``score`` to identities."""
         enrolled = {m.label: m for m in matches if m.name}
         speakers = []
         for s in data["speakers"]:

@@ -161,8 +161,8 @@ def test_conflicting_or_absent_cues_leave_speakers_unassigned_with_the_reason(ap
         assert "name" not in identity and "role" not in identity and identity["reason"].startswith(reasons)
     assert all("identity" not in u for u in body["utterances"])
     assert " ".join(u["text"] for u in body["utterances"]).split() == " ".join(texts).split()
-    got = {i.get("name") or i.get("role"): i["reason"].split(";")[0].split(":")[0] for i in body["identification"]["unassigned"]}
-    assert got == unassigned
+    left = body["identification"]["unassigned"]
+    assert {i.get("name") or i.get("role"): i["reason"].split(";")[0].split(":")[0] for i in left} == unassigned
 
 
 def test_options_are_validated_alike_for_jobs_and_the_transcript_is_not_echoed(api):
@@ -178,10 +178,10 @@ def test_options_are_validated_alike_for_jobs_and_the_transcript_is_not_echoed(a
         assert error["code"] == "invalid_options" and message in error["message"], error
     assert api.get("/v1/jobs", headers=auth()).json()["jobs"] == []
     request_ = {"speaker_type": "role", "known_values": ["Agent", "Customer"]}
+    words = json.dumps([{"word": "seven", "start": 0.2, "end": 0.6}]).encode()
     response = api.post("/v1/jobs", headers=auth(),
                         data={"multichannel": "true", "speaker_identification": json.dumps(request_)},
-                        files={"file": ("t.wav", audio), "transcript": ("t.json", b'[{"word": "seven", "start": 0.2, '
-                                                                                   b'"end": 0.6}]')})
+                        files={"file": ("t.wav", audio), "transcript": ("t.json", words)})
     assert response.status_code == 202, response.text
     options = response.json()["options"]
     assert options["multichannel"] is True and options["speaker_identification"]["known_values"] == ["Agent",
