@@ -14,6 +14,8 @@ import anyio
 from diarize.audio import AudioInfo
 from diarize.config import PipelineConfig
 from diarize.errors import DiarizeError
+from diarize.identity import identify
+from diarize.result import Result
 from diarize.speaker_count import speaker_bounds
 
 from .auth import Authenticator
@@ -25,7 +27,7 @@ from .models import DiarizeOptions, DiarizeResponse
 from .pool import SYNC, PoolClosed, QueueFull, Task, TaskTimeout, WorkerCrashed, WorkerPool
 from .settings import Settings
 from .uploads import probe, remove
-from .voice import VoiceService
+from .voice import VoiceService, with_enrolled
 
 log = logging.getLogger("diarize.service")
 
@@ -55,6 +57,7 @@ class Service:
         pipeline = PipelineConfig.model_validate(settings.pipeline)
         audio = pipeline.audio.model_copy(update={"max_duration": settings.max_duration})
         self.pipeline_config = pipeline.model_copy(update={"audio": audio}).model_dump(mode="json")
+        self.identification = pipeline.identification
         self.pool = WorkerPool(settings.workers, self.pipeline_config, settings.worker_threads,
                                settings.sync_queue_size)
         self.voice = VoiceService(settings)
@@ -96,13 +99,6 @@ class Service:
     def task_timeout(self, duration: float | None) -> float:
         return self.settings.task_timeout_base + (duration if duration else self.settings.max_duration)
 
-    def check_supported(self, options: DiarizeOptions) -> None:
-        """422 ``not_available`` for options the API accepts but this server cannot honour yet."""
-        if options.multichannel:
-            raise ApiError(422, "not_available", "multichannel diarization is not available on this server yet")
-        if options.speaker_identification is not None:
-            raise ApiError(422, "not_available", "speaker_identification is not available on this server yet")
-
     async def probe(self, path: Path, options: DiarizeOptions, name: str | None = None) -> AudioInfo:
         """Header check in a thread: 413 over the duration limit, 4xx for unusable audio or hints."""
         try:
@@ -116,6 +112,10 @@ class Service:
             speaker_bounds(info.duration, **options.hints())
         except DiarizeError as exc:
             raise from_library(exc) from None
+        named = max((int(c) for c in options.channel_roles or ()), default=0)
+        if named > info.num_channels:
+            raise ApiError(422, "invalid_options", f"channel_roles names channel {named} but the audio has "
+                                                   f"{info.num_channels} channel(s)")
         return info
 
     def _busy(self, message: str) -> ApiError:
@@ -162,7 +162,7 @@ class Service:
     async def diarize(self, tenant: str, path: Path, options: DiarizeOptions, info: AudioInfo,
                       filename: str | None) -> DiarizeResponse:
         """Diarize a spooled upload in a worker and wait for it (429 when every slot is taken)."""
-        task = self._task("diarize", path, info.duration, uri=uri_of(filename), **options.hints())
+        task = self._task("diarize", path, info.duration, uri=uri_of(filename), **options.task_options())
         self._submit(task)
         result = await self._outcome(task, path, filename)
         self.metrics.audio_seconds.labels("sync").inc(result["audio_duration"])
@@ -186,9 +186,16 @@ class Service:
 
     def respond(self, tenant: str, result: dict[str, Any], warnings: list[str], options: DiarizeOptions,
                 file_id: str | None) -> DiarizeResponse:
-        """The API response for a library result, with identities and voice ids when asked for."""
-        response = DiarizeResponse.from_result(result, warnings)
-        return self.voice.annotate(tenant, result, response, identify=options.identify_enrolled, file_id=file_id)
+        """The API response for a library result: identities (voiceprint matches as evidence) and voice ids."""
+        matches = self.voice.identify(tenant, result) if options.identify_enrolled else []
+        request = options.identification_request()
+        if request is not None:
+            identified = identify(Result.from_dict(result), request, voiceprints=matches, config=self.identification)
+            result = identified.to_dict(with_centroids=True)
+        elif matches:
+            result = with_enrolled(Result.from_dict(result), matches, self.identification).to_dict(with_centroids=True)
+        response = DiarizeResponse.from_result(result, warnings, matches)
+        return self.voice.annotate(tenant, result, response, file_id=file_id)
 
     # ---------------------------------------------------------------- jobs
 
@@ -196,8 +203,8 @@ class Service:
                    info: AudioInfo, options: DiarizeOptions, job_id: str) -> JobRecord:
         if self.store.count_unfinished(tenant) >= self.settings.max_queued_jobs:
             raise self._busy(f"{self.settings.max_queued_jobs} jobs are already queued or running for this tenant")
-        stored = {**options.model_dump(mode="json"),
-                  "hints": {**options.hints(), "accept_truncated": self.settings.accept_truncated}}
+        stored = {**options.stored(),
+                  "hints": {**options.task_options(), "accept_truncated": self.settings.accept_truncated}}
         job = self.store.create(job_id, tenant, source=source, audio_path=os.fspath(audio_path), filename=filename,
                                 keep_audio=keep_audio, audio_duration=info.duration, options=stored)
         self.runner.wake()
@@ -213,7 +220,9 @@ class Service:
         try:
             response = self.respond(job.tenant, result, warnings, options, file_id=job.id)
         except ApiError as exc:
-            response = DiarizeResponse.from_result(result, [*warnings, f"voiceprints skipped: {exc.message}"])
+            without_store = options.model_copy(update={"identify_enrolled": False})
+            response = self.respond(job.tenant, result, [*warnings, f"voiceprints skipped: {exc.message}"],
+                                    without_store, file_id=None)
         return response.model_dump(mode="json")
 
     def _job_done(self, job: JobRecord, status: str) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from diarize.identity import IdentificationRequest, SpeakerProfile, parse_transcript
 
 
 class _Model(BaseModel):
@@ -26,10 +28,25 @@ class SpeakerOptions(_Model):
 
 
 class SpeakerIdentification(_Model):
-    """Name speakers from context: by ``name`` or by ``role``, optionally from a list of known values."""
+    """Who may be speaking: ``speaker_type`` + ``known_values``, or ``speakers`` profiles (as the library's request)."""
 
-    speaker_type: Literal["name", "role"] = "name"
-    known_values: list[str] | None = Field(None, max_length=100)
+    speaker_type: Literal["name", "role"] | None = Field(None, description="What known_values are.")
+    known_values: list[str] | None = Field(None, max_length=100, examples=[["Agent", "Customer"]])
+    speakers: list[SpeakerProfile] | None = Field(
+        None, max_length=100, description="Expected speakers: name and/or role, description, any metadata.")
+    allow_repeats: bool = Field(False, description="Let several speakers share one identity.")
+    use_priors: bool = Field(False, description="Let weak priors (who speaks first) decide what no evidence does.")
+    call_direction: Literal["inbound", "outbound"] = Field("inbound", description="For use_priors.")
+
+
+class TranscriptWord(_Model):
+    """One recognised word and its time span in seconds (``channel`` from 1 when the ASR ran per channel)."""
+
+    word: str
+    start: float
+    end: float
+    probability: float | None = Field(None, allow_inf_nan=False)
+    channel: int | None = None
 
 
 class DiarizeOptions(_Model):
@@ -38,12 +55,24 @@ class DiarizeOptions(_Model):
     speakers_expected: int | None = Field(None, ge=1, le=100, description="Exact number of speakers.")
     speaker_options: SpeakerOptions | None = None
     multichannel: bool = Field(
-        False, description="Diarize each channel separately (not available yet: 422 not_available)."
+        False, description="Diarize each channel on its own (speakers 1A, 2A, ...); speaker counts apply per channel."
     )
+    channel_roles: dict[str, str] | None = Field(
+        None, description='Role of each channel\'s party, e.g. {"1": "Agent", "2": "Customer"} (needs multichannel).')
     speaker_identification: SpeakerIdentification | None = Field(
-        None, description="Name speakers from what they say (not available yet: 422 not_available)."
+        None, description="Who may be speaking; evidence also comes from channel_roles, transcript, voiceprints."
     )
+    transcript: list[TranscriptWord] | None = Field(
+        None, exclude=True, description="ASR words (a word list or Whisper JSON); not echoed back in jobs.")
     identify_enrolled: bool = Field(False, description="Match speakers against the tenant's enrolled voiceprints.")
+
+    @field_validator("transcript", mode="before")
+    @classmethod
+    def _words(cls, value: Any) -> Any:
+        if value is None or isinstance(value, list) and all(isinstance(w, TranscriptWord) for w in value):
+            return value
+        return [{"word": w.text, "start": w.start, "end": w.end, "probability": w.probability, "channel": w.channel}
+                for w in parse_transcript(value)]
 
     @model_validator(mode="after")
     def _consistent(self) -> "DiarizeOptions":
@@ -52,6 +81,13 @@ class DiarizeOptions(_Model):
         if n is not None and so is not None:
             if so.min_speakers_expected not in (None, n) or so.max_speakers_expected not in (None, n):
                 raise ValueError("speakers_expected conflicts with speaker_options")
+        if self.channel_roles and not self.multichannel:
+            raise ValueError("channel_roles needs multichannel")
+        request = self.identification_request()
+        if self.channel_roles:
+            if len(request.channel_roles) != len(self.channel_roles):
+                raise ValueError("channel_roles gives one channel two roles")
+            self.channel_roles = {str(channel): role for channel, role in request.channel_roles.items()}
         return self
 
     def hints(self) -> dict[str, int | None]:
@@ -61,6 +97,25 @@ class DiarizeOptions(_Model):
             "min_speakers": so.min_speakers_expected,
             "max_speakers": so.max_speakers_expected,
         }
+
+    def task_options(self) -> dict[str, Any]:
+        """What a worker needs to diarize: the speaker-count hints and whether to split channels."""
+        return {**self.hints(), "multichannel": self.multichannel}
+
+    def identification_request(self) -> IdentificationRequest | None:
+        """The library's identification request these options make, or None when they ask for none."""
+        if self.speaker_identification is None and not self.channel_roles and self.transcript is None:
+            return None
+        fields = self.speaker_identification.model_dump(exclude_none=True) if self.speaker_identification else {}
+        words = [w.model_dump() for w in self.transcript] if self.transcript is not None else None
+        return IdentificationRequest.parse({**fields, "channel_roles": self.channel_roles or {}, "transcript": words})
+
+    def stored(self) -> dict[str, Any]:
+        """The options as a job keeps them (with the transcript, which the API does not echo)."""
+        out = self.model_dump(mode="json")
+        if self.transcript is not None:
+            out["transcript"] = [w.model_dump(exclude_none=True) for w in self.transcript]
+        return out
 
 
 class ErrorInfo(BaseModel):
@@ -74,14 +129,41 @@ class ErrorResponse(BaseModel):
     error: ErrorInfo
 
 
-class Identity(BaseModel):
-    """An enrolled speaker matched to a diarized one."""
+class Evidence(BaseModel):
+    """One reason for (positive ``weight``, log-odds) or against (negative) an identity: what was said or seen, when."""
 
-    speaker_id: str
-    name: str
+    source: str = Field(examples=["introduction"], description=(
+        "voiceprint, channel, introduction, addressing, role_phrase, questions, opens_closes, mention, "
+        "elimination or prior"))
+    weight: float
+    text: str = ""
+    time: float | None = Field(None, description="Seconds from the start of the audio, for what was said.")
+    said_by: str | None = Field(None, description="The speaker who said it (transcript cues).")
+
+
+class Identity(BaseModel):
+    """Who a diarized speaker is, how sure, and why (no name or role when unassigned: see ``reason``);
+    ``speaker_id`` and ``score`` when it is an enrolled speaker whose voiceprint matched."""
+
+    name: str | None = None
     role: str | None = None
-    score: float = Field(description="Cosine score against the enrolled voiceprint.")
-    confidence: float = Field(description="Calibrated probability that this is the enrolled speaker.")
+    confidence: float
+    evidence: list[Evidence] | None = None
+    reason: str | None = None
+    metadata: dict[str, Any] | None = None
+    speaker_id: str | None = None
+    score: float | None = Field(None, description="Cosine score against the enrolled voiceprint.")
+
+    @property
+    def assigned(self) -> bool:
+        return self.name is not None or self.role is not None
+
+
+class IdentificationSummary(BaseModel):
+    """What identification could not settle: requested identities no speaker got (each with its reason), and notes."""
+
+    unassigned: list[Identity]
+    notes: list[str]
 
 
 class Utterance(BaseModel):
@@ -89,14 +171,16 @@ class Utterance(BaseModel):
     start: float = Field(description="Seconds from the start of the audio.")
     end: float
     confidence: float
-    channel: int | None = None
-    identity: Identity | None = None
+    channel: int | None = Field(None, description="1-based channel (multichannel).")
+    text: str | None = Field(None, description="The transcript's words said in it (when a transcript was given).")
+    identity: Identity | None = Field(None, description="The speaker's identity (its evidence is on the speaker).")
 
 
 class Speaker(BaseModel):
     speaker: str
     talk_time: float
     utterance_count: int
+    channel: int | None = None
     identity: Identity | None = None
     voice_id: str | None = Field(None, description="Persistent id of this voice across the tenant's files.")
 
@@ -109,19 +193,33 @@ class DiarizeResponse(BaseModel):
     num_speakers: int
     audio_duration: float
     model: str
+    identification: IdentificationSummary | None = None
     warnings: list[str] = Field(default_factory=list)
 
     @classmethod
-    def from_result(cls, data: dict[str, Any], warnings: list[str] = ()) -> "DiarizeResponse":
-        """From ``Result.to_dict()``."""
+    def from_result(cls, data: dict[str, Any], warnings: list[str] = (), matches: Any = ()) -> "DiarizeResponse":
+        """From ``Result.to_dict()``; voiceprint ``matches`` add ``speaker_id`` and ``score`` to identities."""
+        enrolled = {m.label: m for m in matches if m.name}
+        speakers = []
+        for s in data["speakers"]:
+            identity = Identity.model_validate(s["identity"]) if s.get("identity") else None
+            match = enrolled.get(s["label"])
+            if identity is not None and match is not None and identity.name == match.name:
+                identity.speaker_id, identity.score = match.speaker_id, round(match.score, 4)
+            speakers.append(Speaker(speaker=s["label"], talk_time=s["talk_time"], utterance_count=s["utterance_count"],
+                                    channel=s.get("channel"), identity=identity))
+        said = {s.speaker: s.identity.model_copy(update={"evidence": None})
+                for s in speakers if s.identity is not None and s.identity.assigned}
+        keys = ("speaker", "start", "end", "confidence", "channel", "text")
+        summary = data.get("identification")
         return cls(
-            utterances=[Utterance(**{k: u[k] for k in ("speaker", "start", "end", "confidence", "channel") if k in u})
+            utterances=[Utterance(**{k: u[k] for k in keys if k in u}, identity=said.get(u["speaker"]))
                         for u in data["utterances"]],
-            speakers=[Speaker(speaker=s["label"], talk_time=s["talk_time"], utterance_count=s["utterance_count"])
-                      for s in data["speakers"]],
+            speakers=speakers,
             num_speakers=data["num_speakers"],
             audio_duration=data["audio_duration"],
             model=data["model"],
+            identification=IdentificationSummary.model_validate(summary) if summary else None,
             warnings=list(warnings),
         )
 

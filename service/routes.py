@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from diarize.identity import parse_channel_roles
 from diarize.result import Utterance as LibUtterance
 from diarize.result import annotation_from_utterances, annotation_to_rttm
 
@@ -46,7 +47,7 @@ ERRORS = {
         400: "Malformed multipart body", 401: "Missing or invalid API key",
         403: "Another tenant's object, or a path outside the archive",
         404: "Not found", 413: "Upload or audio too long", 415: "Unsupported audio format",
-        422: "Invalid or unavailable options, or unusable audio", 429: "Queue full (see Retry-After)",
+        422: "Invalid options, or unusable audio", 429: "Queue full (see Retry-After)",
         503: "Shutting down",
     }.items()
 }  # fmt: skip
@@ -54,25 +55,80 @@ ERRORS = {
 OutputFormat = Annotated[Literal["json", "rttm"], Query(alias="format", description="json (default) or rttm")]
 
 
+MAX_TRANSCRIPT_BYTES = 64 * 1024 * 1024
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _json(field: str, raw: str | bytes) -> Any:
+    """Strict JSON (no NaN or Infinity); 422 naming the field when it is not JSON."""
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(422, "invalid_options", f"{field}: not valid JSON: {exc}") from None
+
+
+def _invalid(exc: ValidationError, field: str = "") -> ApiError:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in (field, *first.get("loc", ())) if p != "")
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return ApiError(422, "invalid_options", f"{where}: {message}" if where else message)
+
+
 def _parse(model: type, field: str, raw: str | None):
     if raw is None or raw == "":
         return None
     try:
-        return model.model_validate_json(raw)
+        return model.model_validate(_json(field, raw))
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ApiError(422, "invalid_options", f"{field}{'.' + where if where else ''}: {first['msg']}") from None
+        raise _invalid(exc, field) from None
+
+
+def _channel_roles(raw: str | None) -> Any:
+    """A JSON object, or the CLI's ``1=Agent,2=Customer``."""
+    if raw is None or raw == "":
+        return None
+    if raw.lstrip().startswith("{"):
+        return _json("channel_roles", raw)
+    return {str(channel): role for channel, role in parse_channel_roles(raw).items()}
+
+
+def _transcript(raw: UploadFile | str | None) -> Any:
+    """The transcript's JSON, from a form field or a file part (at most ``MAX_TRANSCRIPT_BYTES``)."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, str):
+        return _json("transcript", raw)
+    data = raw.file.read(MAX_TRANSCRIPT_BYTES + 1)
+    if len(data) > MAX_TRANSCRIPT_BYTES:
+        raise ApiError(413, "transcript_too_large", f"the transcript exceeds {MAX_TRANSCRIPT_BYTES >> 20} MB")
+    return _json("transcript", data) if data.strip() else None
 
 
 def form_options(
     speakers_expected: Annotated[int | None, Form(ge=1, le=100, description="Exact number of speakers.")] = None,
     speaker_options: Annotated[str | None, Form(
         description='JSON: {"min_speakers_expected": 2, "max_speakers_expected": 4}')] = None,
-    multichannel: Annotated[bool, Form(description="Diarize channels separately (not available yet).")] = False,
+    multichannel: Annotated[bool, Form(
+        description="Diarize each channel on its own: speakers 1A, 2A, ... carry their channel; speaker counts "
+                    "apply per channel.")] = False,
+    channel_roles: Annotated[str | None, Form(
+        description='Role of each channel\'s party (needs multichannel): JSON {"1": "Agent", "2": "Customer"} '
+                    "or 1=Agent,2=Customer.")] = None,
     speaker_identification: Annotated[str | None, Form(
-        description='JSON: {"speaker_type": "name", "known_values": ["Ana", "Bo"]} (not available yet)')] = None,
-    identify_enrolled: Annotated[bool, Form(description="Match speakers against enrolled voiceprints.")] = False,
+        description='JSON: {"speaker_type": "role", "known_values": ["Agent", "Customer"]}, or {"speakers": '
+                    '[{"name": "Sarah Johnson", "role": "Agent", "description": "..."}]}; optional allow_repeats, '
+                    'use_priors, call_direction ("inbound" or "outbound").')] = None,
+    transcript: Annotated[UploadFile | str | None, File(
+        description='ASR words: a JSON list of {"word", "start", "end"} (seconds) or Whisper / faster-whisper JSON '
+                    "(segments with word timestamps), as a text field or a file part (large transcripts). Its words "
+                    "become utterance text and its cues (introductions, addressing, role phrases) identify "
+                    "speakers.")] = None,
+    identify_enrolled: Annotated[bool, Form(
+        description="Match speakers against enrolled voiceprints (evidence for speaker_identification when "
+                    "given).")] = False,
 ) -> DiarizeOptions:
     """Diarization options from multipart form fields (objects as JSON strings)."""
     try:
@@ -80,11 +136,13 @@ def form_options(
             speakers_expected=speakers_expected,
             speaker_options=_parse(SpeakerOptions, "speaker_options", speaker_options),
             multichannel=multichannel,
+            channel_roles=_channel_roles(channel_roles),
             speaker_identification=_parse(SpeakerIdentification, "speaker_identification", speaker_identification),
+            transcript=_transcript(transcript),
             identify_enrolled=identify_enrolled,
         )
     except ValidationError as exc:
-        raise ApiError(422, "invalid_options", exc.errors()[0]["msg"]) from None
+        raise _invalid(exc) from None
 
 
 Options = Annotated[DiarizeOptions, Depends(form_options)]
@@ -117,8 +175,8 @@ async def diarize(
     file: Annotated[UploadFile, File(description="Audio file (WAV, FLAC, MP3, M4A, Opus, ...)")],
     output_format: OutputFormat = "json",
 ):
-    """Who spoke when. Audio up to the synchronous limit is answered now; longer audio answers 202 with a job."""
-    svc.check_supported(options)
+    """Who spoke when (per channel with multichannel) and, with identification options, who each speaker is.
+    Audio up to the synchronous limit is answered now; longer audio answers 202 with a job."""
     path: Path | None = spool_path(svc.data_dir, file.filename)
     try:
         await run_in_threadpool(spool, file, path)
@@ -147,7 +205,6 @@ async def create_job(
     keep_audio: Annotated[bool, Form(description="Keep the uploaded audio until the job is deleted")] = False,
 ):
     """Queue one file (uploaded, or a path inside the archive root); poll ``GET /v1/jobs/{id}``."""
-    svc.check_supported(options)
     if (file is None) == (path is None):
         raise ApiError(422, "invalid_request", "give exactly one of file (upload) or path (archive)")
     if path is not None:

@@ -7,15 +7,16 @@ from typing import Any, Callable
 
 from diarize.audio import Audio, load_audio
 from diarize.errors import CorruptAudioError, DiarizeError
+from diarize.multichannel import MultichannelDiarizer
 
 Progress = Callable[[str, float], None]
 
 
-def load(payload: dict[str, Any], config: Any) -> Audio:
+def load(payload: dict[str, Any], config: Any, mono: bool = True) -> Audio:
     """Decode; a truncated file is refused unless ``accept_truncated`` (then its warning is passed on)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        audio = load_audio(payload["path"], config)
+        audio = load_audio(payload["path"], config, mono=mono)
     for w in caught:
         text = str(w.message)
         if "truncated" in text and not payload.get("accept_truncated"):
@@ -25,9 +26,10 @@ def load(payload: dict[str, Any], config: Any) -> Audio:
 
 
 def diarize(pipeline: Any, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
-    """Decode and diarize one file; the result as ``Result.to_dict()`` with centroids."""
-    audio = load(payload, pipeline.config.audio)
-    result = pipeline(
+    """Decode and diarize one file (each channel on its own with ``multichannel``); the result as ``to_dict()``."""
+    multichannel = bool(payload.get("multichannel"))
+    audio = load(payload, pipeline.config.audio, mono=not multichannel)
+    result = (MultichannelDiarizer(pipeline) if multichannel else pipeline)(
         audio,
         num_speakers=payload.get("num_speakers"),
         min_speakers=payload.get("min_speakers"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -10,11 +11,14 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, TypeVar
 
+from diarize.config import IdentificationConfig
 from diarize.errors import DiarizeError, StoreError
-from diarize.result import Result
+from diarize.identity import VoiceprintEvidence
+from diarize.identity.assign import voiceprint_cues
+from diarize.result import Evidence, Identity, Result
 
 from .errors import ApiError
-from .models import DiarizeResponse, Identity
+from .models import DiarizeResponse
 from .settings import Settings
 
 log = logging.getLogger("diarize.service")
@@ -90,26 +94,31 @@ class VoiceService:
     def calibration(self) -> Any:
         return self.call(lambda vp: vp.calibration)
 
-    def annotate(self, tenant: str, result: dict[str, Any], response: DiarizeResponse, *, identify: bool,
+    def identify(self, tenant: str, result: dict[str, Any]) -> list[Any]:
+        """The tenant's enrolled speakers matched to a result's speakers (``SpeakerMatch`` each, one-to-one)."""
+        library_result = Result.from_dict(result)
+        return self.call(lambda vp: vp.identify(tenant, library_result))
+
+    def annotate(self, tenant: str, result: dict[str, Any], response: DiarizeResponse, *,
                  file_id: str | None) -> DiarizeResponse:
-        """Attach enrolled identities (``identify``) and persistent voice ids (when ``file_id``) to a response."""
-        if not identify and (file_id is None or not self.settings.fingerprint):
+        """Attach persistent voice ids to a response (when ``file_id`` and fingerprinting is on)."""
+        if file_id is None or not self.settings.fingerprint:
             return response
         library_result = Result.from_dict(result)
-        if identify:
-            matches = self.call(lambda vp: vp.identify(tenant, library_result))
-            identities = {
-                m.label: Identity(speaker_id=m.speaker_id, name=m.name, role=m.role, score=round(m.score, 4),
-                                  confidence=round(m.confidence, 4))
-                for m in matches if m.name
-            }
-            for speaker in response.speakers:
-                speaker.identity = identities.get(speaker.speaker)
-            for utterance in response.utterances:
-                utterance.identity = identities.get(utterance.speaker)
-        if file_id is not None and self.settings.fingerprint:
-            links = self.call(lambda vp: vp.observe(tenant, file_id, library_result))
-            voice_ids = {link.label: link.voice_id for link in links}
-            for speaker in response.speakers:
-                speaker.voice_id = voice_ids.get(speaker.speaker)
+        links = self.call(lambda vp: vp.observe(tenant, file_id, library_result))
+        voice_ids = {link.label: link.voice_id for link in links}
+        for speaker in response.speakers:
+            speaker.voice_id = voice_ids.get(speaker.speaker)
         return response
+
+
+def with_enrolled(result: Result, matches: list[Any], config: IdentificationConfig) -> Result:
+    """``result`` whose matched speakers carry the enrolled identity, the voiceprint match as its evidence."""
+    named = [VoiceprintEvidence.from_match(m) for m in matches if m.name]
+    identities = {
+        cue.label: Identity(vp.name, vp.role, vp.confidence, (Evidence(cue.source, cue.weight, cue.text),))
+        for vp, cue in zip(named, voiceprint_cues(named, config))
+    }
+    speakers = [dataclasses.replace(s, identity=identities[s.label]) if s.label in identities else s
+                for s in result.speakers]
+    return dataclasses.replace(result, speakers=speakers)

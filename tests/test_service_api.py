@@ -144,12 +144,22 @@ def test_upload_over_the_limit_is_413(api):
         ({"speaker_options": '{"min_speakers_expected": 3, "max_speakers_expected": 2}'}, 422, "invalid_options"),
         ({"speaker_options": '{"maximum": 2}'}, 422, "invalid_options"),
         ({"speakers_expected": "2", "speaker_options": '{"max_speakers_expected": 3}'}, 422, "invalid_options"),
-        ({"multichannel": "true"}, 422, "not_available"),
-        ({"speaker_identification": '{"speaker_type": "role"}'}, 422, "not_available"),
         ({"speaker_identification": '{"speaker_type": "age"}'}, 422, "invalid_options"),
+        ({"speaker_identification": '{"known_values": ["Agent"]}'}, 422, "invalid_options"),
+        ({"speaker_identification": '{"speakers": [{"description": "no name"}]}'}, 422, "invalid_options"),
+        ({"speaker_identification": '{"speakers": [{"name": "Ana", "x": NaN}]}'}, 422, "invalid_options"),
+        ({"channel_roles": '{"1": "Agent", "2": "Customer"}'}, 422, "invalid_options"),
+        ({"multichannel": "true", "channel_roles": "0=Agent"}, 422, "invalid_options"),
+        ({"multichannel": "true", "channel_roles": '{"1": "Agent", "01": "Customer"}'}, 422, "invalid_options"),
+        ({"multichannel": "true", "channel_roles": "1=Agent,2=Customer"}, 422, "invalid_options"),  # mono audio
+        ({"transcript": "{not json"}, 422, "invalid_options"),
+        ({"transcript": "[" * 100_000}, 422, "invalid_options"),
+        ({"transcript": '[{"word": "hi", "start": 2, "end": 1}]'}, 422, "invalid_options"),
+        ({"transcript": '[{"word": "hi", "start": NaN, "end": 1}]'}, 422, "invalid_options"),
+        ({"transcript": '{"segments": [{"start": 0, "end": 1, "text": "hi"}]}'}, 422, "invalid_options"),
     ],
 )
-def test_bad_or_unavailable_options(api, form, status, code):
+def test_bad_options(api, form, status, code):
     response = api.post("/v1/diarize", headers=auth(), data=form, files={"file": ("t.wav", wav_bytes(tone(1.0)))})
     assert response.status_code == status, response.text
     assert error_of(response)["code"] == code
