@@ -146,7 +146,8 @@ class DirectoryJobs:
         for inp in found:
             real = inp.path.resolve()
             if not within(root, real) or real == root:
-                raise ApiError(403, "path_outside_archive", f"{_shown(inp, target, root)} leads outside the archive root")
+                shown = _shown(inp, target, root)
+                raise ApiError(403, "path_outside_archive", f"{shown} leads outside the archive root")
             name = inp.rel if target.is_dir() else _below(root, inp.path) or real.relative_to(root).as_posix()
             files.setdefault(name, real.relative_to(root).as_posix())
         if not files:

@@ -147,7 +147,7 @@ async def create_job(
     svc: Svc, tenant: Tenant, options: Options,
     file: Annotated[UploadFile | None, File(description="Audio file; or give path")] = None,
     path: Annotated[str | None, Form(
-        description="Instead of file: a file, a folder or a manifest (one path per line) under the archive root")] = None,
+        description="Instead of file: a file, folder or manifest (one path per line) in the archive root")] = None,
     pattern: Annotated[str | None, Form(
         max_length=200, description="For a folder or manifest: glob on file names (default: any audio file)")] = None,
     keep_audio: Annotated[bool, Form(description="Keep the uploaded audio until the job is deleted")] = False,
@@ -212,7 +212,7 @@ def job_result(svc: Svc, tenant: Tenant, job_id: str, output_format: OutputForma
     """One file's result, or a directory job's summary and per-file records (each file: ``files/{file}``)."""
     job = svc.own_job(tenant, job_id)
     if job.batch is not None and output_format == "rttm":
-        raise ApiError(422, "invalid_request", "a directory job has one RTTM per file: GET its files/{file}?format=rttm")
+        raise ApiError(422, "invalid_request", "a directory job has one RTTM per file: GET files/{file}?format=rttm")
     if job.status == "failed":
         raise ApiError(409, "job_failed", f"the job failed: {job.error_code}: {job.error_message}")
     if job.status != "succeeded":

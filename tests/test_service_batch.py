@@ -4,6 +4,7 @@ cancellation, and a server killed mid-job that resumes without diarizing a finis
 from __future__ import annotations
 
 import json
+import multiprocessing
 import signal
 import time
 from pathlib import Path
@@ -180,6 +181,7 @@ def test_deleting_a_running_directory_job_stops_it(api):
     service = api.app.state.service
     job = api.post("/v1/jobs", headers=auth(), data={"path": "calls"}).json()
     wait_job(api, job["id"], lambda j: j["status"] == "running" and service.pool.busy_workers > 0)
+    assert len(multiprocessing.active_children()) == service.pool.size  # the service's workers, no second pool
     started = time.monotonic()
     assert api.delete(f"/v1/jobs/{job['id']}", headers=auth()).status_code == 204
     assert time.monotonic() - started < 30
@@ -206,7 +208,7 @@ def test_a_killed_server_resumes_the_job_without_diarizing_a_file_twice(archive,
         server.stop(signal.SIGKILL)  # service and worker, mid-job
         out = out / job["id"] / "out"
         before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")}
-        journal = [json.loads(line)["file"] for line in (out / ".diarize-batch" / "journal.jsonl").read_text().splitlines()]
+        journal = [json.loads(line)["file"] for line in (out / ".diarize-batch/journal.jsonl").read_text().splitlines()]
         assert 0 < len(journal) < 4 and len(before) <= len(journal)
         server.start()
         with server.http() as http:
