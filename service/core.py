@@ -19,6 +19,7 @@ from diarize.result import Result
 from diarize.speaker_count import speaker_bounds
 
 from .auth import Authenticator
+from .batch import DirectoryJobs
 from .errors import ApiError, from_library
 from .jobs import JobRecord, JobRunner, JobStore
 from .keys import KeyFile
@@ -64,6 +65,7 @@ class Service:
         self.pool.on_ready = self.voice.open
         self.store: JobStore | None = None
         self.runner: JobRunner | None = None
+        self.batches = DirectoryJobs(self)
         self._probes: anyio.CapacityLimiter | None = None
 
     async def start(self) -> None:
@@ -76,10 +78,11 @@ class Service:
         for path in self.store.audio_dir.iterdir():
             if str(path) not in referenced:
                 remove(path)
+        self.batches.start()
         self.runner = JobRunner(
             self.store, self.pool, concurrency=self.settings.running_jobs,
             max_attempts=self.settings.job_max_attempts, timeout=self.task_timeout, finish=self.finish_job,
-            on_done=self._job_done,
+            on_done=self._job_done, batch=self.batches.run,
         )
         self._probes = anyio.CapacityLimiter(4)
         self.pool.start()
@@ -200,13 +203,15 @@ class Service:
     # ---------------------------------------------------------------- jobs
 
     def create_job(self, tenant: str, *, source: str, audio_path: Path, filename: str | None, keep_audio: bool,
-                   info: AudioInfo, options: DiarizeOptions, job_id: str) -> JobRecord:
+                   info: AudioInfo | None, options: DiarizeOptions, job_id: str,
+                   batch: dict[str, Any] | None = None) -> JobRecord:
         if self.store.count_unfinished(tenant) >= self.settings.max_queued_jobs:
             raise self._busy(f"{self.settings.max_queued_jobs} jobs are already queued or running for this tenant")
         stored = {**options.stored(),
                   "hints": {**options.task_options(), "accept_truncated": self.settings.accept_truncated}}
         job = self.store.create(job_id, tenant, source=source, audio_path=os.fspath(audio_path), filename=filename,
-                                keep_audio=keep_audio, audio_duration=info.duration, options=stored)
+                                keep_audio=keep_audio, audio_duration=info.duration if info else None, options=stored,
+                                batch=batch)
         self.runner.wake()
         return job
 
@@ -247,6 +252,9 @@ class Service:
 
     def delete_job(self, job: JobRecord) -> None:
         """Cancel the job and delete its result, kept audio and voice observations."""
+        if job.batch is not None:
+            self.batches.delete(job)
+            return
         if job.status == "succeeded" and self._linked_voices(job):
             self.voice.call(lambda vp: vp.delete_file(job.tenant, job.id))
         self.store.delete(job.id)

@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     audio_duration REAL,
     options TEXT NOT NULL,
     error_code TEXT,
-    error_message TEXT
+    error_message TEXT,
+    batch TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant, created_at);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
@@ -79,6 +80,7 @@ class JobRecord:
     options: dict[str, Any]
     error_code: str | None
     error_message: str | None
+    batch: dict[str, Any] | None = None
 
     def to_api(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in (
@@ -90,6 +92,7 @@ class JobRecord:
             finished_at=_iso(self.finished_at),
             error={"code": self.error_code, "message": self.error_message or ""} if self.error_code else None,
             result_url=f"/v1/jobs/{self.id}/result" if self.status == "succeeded" else None,
+            batch=self.batch,
         )
         return out
 
@@ -130,6 +133,8 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
+            if "batch" not in {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}:
+                self._db.execute("ALTER TABLE jobs ADD COLUMN batch TEXT")  # a database from before directory jobs
 
     def close(self) -> None:
         with self._lock:
@@ -145,6 +150,7 @@ class JobStore:
         data = dict(row)
         data["options"] = json.loads(data["options"])
         data["keep_audio"] = bool(data["keep_audio"])
+        data["batch"] = json.loads(data["batch"]) if data.get("batch") else None
         return JobRecord(**data)
 
     def _execute(self, sql: str, args: tuple = ()) -> int:
@@ -159,13 +165,14 @@ class JobStore:
         return job_id, self.audio_dir / f"{job_id}{suffix}"
 
     def create(self, job_id: str, tenant: str, *, source: str, audio_path: str, filename: str | None,
-               keep_audio: bool, audio_duration: float | None, options: dict[str, Any]) -> JobRecord:
+               keep_audio: bool, audio_duration: float | None, options: dict[str, Any],
+               batch: dict[str, Any] | None = None) -> JobRecord:
         now = time.time()
         self._execute(
             "INSERT INTO jobs (id, tenant, status, created_at, updated_at, source, audio_path, filename, keep_audio,"
-            " audio_duration, options) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)",
+            " audio_duration, options, batch) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job_id, tenant, now, now, source, audio_path, filename, int(keep_audio), audio_duration,
-             json.dumps(options)),
+             json.dumps(options), None if batch is None else json.dumps(batch)),
         )
         return self.get(job_id)
 
@@ -215,6 +222,12 @@ class JobStore:
     def progress(self, job_id: str, stage: str, fraction: float) -> None:
         self._execute("UPDATE jobs SET stage = ?, progress = ?, updated_at = ? WHERE id = ? AND status = 'running'",
                       (stage, min(max(fraction, 0.0), 1.0), time.time(), job_id))
+
+    def batch_progress(self, job_id: str, batch: dict[str, Any]) -> None:
+        """A directory job's counters (files, done, failed, audio seconds); progress is files done / files."""
+        fraction = batch["done"] / batch["files"] if batch["files"] else 0.0
+        self._execute("UPDATE jobs SET stage = 'files', progress = ?, batch = ?, updated_at = ? WHERE id = ?"
+                      " AND status = 'running'", (min(fraction, 1.0), json.dumps(batch), time.time(), job_id))
 
     def succeed(self, job_id: str, response: dict[str, Any]) -> None:
         if self.get(job_id) is None:  # deleted while it ran
@@ -269,6 +282,22 @@ class JobStore:
 
 
 Finisher = Callable[[JobRecord, dict[str, Any], list[str]], dict[str, Any]]
+#: Runs a directory job to its stored response, or None when ``stop`` ended it early.
+BatchRunner = Callable[[JobRecord, threading.Event], "dict[str, Any] | None"]
+
+
+class JobFailed(Exception):
+    """A job that cannot run at all, with the error code and message its record gets."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass
+class _BatchRun:
+    stop: threading.Event
+    thread: threading.Thread
 
 
 class JobRunner:
@@ -276,11 +305,12 @@ class JobRunner:
 
     def __init__(self, store: JobStore, pool: WorkerPool, *, concurrency: int, max_attempts: int,
                  timeout: Callable[[float | None], float], finish: Finisher,
-                 on_done: Callable[[JobRecord, str], None] = lambda job, status: None) -> None:
+                 on_done: Callable[[JobRecord, str], None] = lambda job, status: None,
+                 batch: BatchRunner | None = None) -> None:
         self.store, self.pool = store, pool
         self.concurrency, self.max_attempts, self.timeout = concurrency, max_attempts, timeout
-        self.finish, self.on_done = finish, on_done
-        self._running: dict[str, Task] = {}
+        self.finish, self.on_done, self.batch = finish, on_done, batch
+        self._running: dict[str, Task | _BatchRun] = {}
         self._wake = threading.Condition()
         self._closing = False
         self._thread = threading.Thread(target=self._loop, name="diarize-jobs", daemon=True)
@@ -310,6 +340,9 @@ class JobRunner:
             self._start(job)
 
     def _start(self, job: JobRecord) -> None:
+        if job.batch is not None:
+            self._start_batch(job)
+            return
         options = job.options
         task = Task(
             "diarize",
@@ -328,6 +361,40 @@ class JobRunner:
                 self._running.pop(job.id, None)
             return
         task.future.add_done_callback(lambda f: self._done(job, task, f))
+
+    def _start_batch(self, job: JobRecord) -> None:
+        run = _BatchRun(threading.Event(), threading.Thread(target=lambda: self._run_batch(job, run),
+                                                            name=f"diarize-batch-{job.id[:8]}", daemon=True))
+        with self._wake:
+            self._running[job.id] = run
+        run.thread.start()
+
+    def _run_batch(self, job: JobRecord, run: _BatchRun) -> None:
+        """A directory job in its own thread: its files go to the pool as JOB tasks, a few at a time."""
+        status = "failed"
+        try:
+            response = self.batch(job, run.stop)
+            if response is None:  # stopped: deleted, or the service is shutting down
+                if self._closing:
+                    self.store.requeue(job.id, refund_attempt=True)
+                return
+            self.store.succeed(job.id, response)
+            status = "succeeded"
+        except PoolClosed:
+            self.store.requeue(job.id, refund_attempt=True)
+            return
+        except JobFailed as exc:
+            self.store.fail(job.id, exc.code, exc.message)
+        except DiarizeError as exc:
+            self.store.fail(job.id, library_error_code(exc)[1], str(exc))
+        except Exception:
+            log.exception("directory job %s failed", job.id)
+            self.store.fail(job.id, "processing_failed", "the batch could not run")
+        finally:
+            with self._wake:
+                self._running.pop(job.id, None)
+                self._wake.notify_all()
+        self.on_done(job, status)
 
     def _done(self, job: JobRecord, task: Task, future: Future) -> None:
         try:
@@ -375,9 +442,13 @@ class JobRunner:
         return str(exc).replace(job.audio_path, job.filename or "audio")
 
     def cancel(self, job_id: str) -> None:
+        """Stop a running job; a directory job is waited for, so nothing writes its outputs afterwards."""
         with self._wake:
             task = self._running.get(job_id)
-        if task is not None:
+        if isinstance(task, _BatchRun):
+            task.stop.set()
+            task.thread.join(60)
+        elif task is not None:
             self.pool.cancel(task)
 
     @property
@@ -388,5 +459,10 @@ class JobRunner:
         with self._wake:
             self._closing = True
             self._wake.notify_all()
+            batches = [run for run in self._running.values() if isinstance(run, _BatchRun)]
+        for run in batches:  # their jobs go back to the queue and resume after the restart
+            run.stop.set()
+        for run in batches:
+            run.thread.join(30)
         if self._thread.is_alive():
             self._thread.join(5)

@@ -227,6 +227,16 @@ class DiarizeResponse(BaseModel):
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
 
 
+class BatchProgress(BaseModel):
+    """A directory job's files: how many, how many done (diarized or failed), and the audio diarized so far."""
+
+    pattern: str | None = Field(None, description="Glob on file names; default: any audio file name.")
+    files: int
+    done: int
+    failed: int
+    audio_seconds: float
+
+
 class Job(BaseModel):
     """A diarization job: its state now, and where its result is once it succeeded."""
 
@@ -246,10 +256,64 @@ class Job(BaseModel):
     options: DiarizeOptions
     error: ErrorInfo | None = None
     result_url: str | None = None
+    batch: BatchProgress | None = Field(None, description="Set for a directory (or manifest) job.")
 
 
 class JobList(BaseModel):
     jobs: list[Job]
+
+
+class BatchFile(BaseModel):
+    """One file of a directory job: its outcome, and where its full result is."""
+
+    file: str = Field(description="Path relative to the directory (or manifest) the job named.")
+    status: Literal["ok", "failed"]
+    duration: float | None = None
+    speakers: int | None = None
+    labels: list[str] = Field(default_factory=list)
+    voice_ids: list[str | None] = Field(default_factory=list)
+    names: list[str | None] = Field(default_factory=list, description="Enrolled names (identify_enrolled).")
+    error: str | None = None
+    result_url: str | None = None
+
+
+class BatchRunSummary(BaseModel):
+    files: int
+    ok: int
+    failed: int
+    processed: int = Field(description="Files diarized by the run that finished the job.")
+    skipped: int = Field(description="Files done before a restart, not diarized again.")
+    audio_seconds: float
+    wall_seconds: float = Field(description="Of the run that finished the job.")
+    throughput_audio_hours_per_hour: float
+
+
+class BatchResult(BaseModel):
+    """A directory job's result: the batch summary and one record per file."""
+
+    summary: BatchRunSummary
+    audio_duration: float = Field(description="Seconds of audio diarized in all.")
+    files: list[BatchFile]
+    warnings: list[str] = Field(default_factory=list)
+
+
+class BatchSpeaker(Speaker):
+    name: str | None = Field(None, description="The enrolled speaker's name (identify_enrolled).")
+
+
+class BatchFileResult(DiarizeResponse):
+    """One file of a directory job: who spoke when, with voice ids and enrolled names."""
+
+    file: str
+    speakers: list[BatchSpeaker]
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> "BatchFileResult":
+        """From the batch output JSON of one file."""
+        base = DiarizeResponse.from_result(doc, doc.get("warnings", ()))
+        speakers = [BatchSpeaker(**{**speaker.model_dump(), "voice_id": s.get("voice_id"), "name": s.get("name")})
+                    for speaker, s in zip(base.speakers, doc["speakers"])]
+        return cls(**{**base.model_dump(), "speakers": speakers, "file": doc["file"]})
 
 
 class EnrolledSpeaker(BaseModel):

@@ -18,9 +18,12 @@ from diarize.result import Utterance as LibUtterance
 from diarize.result import annotation_from_utterances, annotation_to_rttm
 
 from .auth import Tenant
+from .batch import is_listing
 from .core import Service, uri_of
 from .errors import ApiError
 from .models import (
+    BatchFileResult,
+    BatchResult,
     DiarizeOptions,
     DiarizeResponse,
     ErrorResponse,
@@ -201,14 +204,25 @@ async def diarize(
 async def create_job(
     svc: Svc, tenant: Tenant, options: Options,
     file: Annotated[UploadFile | None, File(description="Audio file; or give path")] = None,
-    path: Annotated[str | None, Form(description="A file under the server's archive root, instead of file")] = None,
+    path: Annotated[str | None, Form(
+        description="Instead of file: a file, folder or manifest (one path per line) in the archive root")] = None,
+    pattern: Annotated[str | None, Form(
+        max_length=200, description="For a folder or manifest: glob on file names (default: any audio file)")] = None,
     keep_audio: Annotated[bool, Form(description="Keep the uploaded audio until the job is deleted")] = False,
 ):
-    """Queue one file (uploaded, or a path inside the archive root); poll ``GET /v1/jobs/{id}``."""
+    """Queue one file (uploaded, or a path inside the archive root), or every audio file of an archive folder or
+    manifest (a directory job); poll ``GET /v1/jobs/{id}``."""
     if (file is None) == (path is None):
         raise ApiError(422, "invalid_request", "give exactly one of file (upload) or path (archive)")
+    if pattern and path is None:
+        raise ApiError(422, "invalid_request", "pattern applies to a folder or a manifest under the archive root")
     if path is not None:
-        source = resolve_archive_path(svc.settings.archive_root, tenant, path)
+        source = resolve_archive_path(svc.settings.archive_root, tenant, path, folders=True)
+        if is_listing(source):
+            job = await run_in_threadpool(svc.batches.create, tenant, path, source, pattern or None, options)
+            return _job_response(job)
+        if pattern:
+            raise ApiError(422, "invalid_request", "pattern applies to a folder or a manifest, not to one audio file")
         info = await svc.probe(source, options, path)
         job_id, _ = svc.store.new_audio_path("")
         job = svc.create_job(tenant, source="archive", audio_path=source, filename=path, keep_audio=True,
@@ -244,14 +258,18 @@ def get_job(svc: Svc, tenant: Tenant, job_id: str):
 
 @v1.get(
     "/jobs/{job_id}/result",
-    response_model=DiarizeResponse,
+    response_model=DiarizeResponse | BatchResult,
     response_model_exclude_none=True,
     responses={**ERRORS, 409: {"model": ErrorResponse, "description": "Not finished, or failed"},
-               200: {"content": {"text/plain": {}}, "description": "The result (JSON, or RTTM with ?format=rttm)"}},
+               200: {"content": {"text/plain": {}}, "description": "The result (JSON, or RTTM with ?format=rttm); "
+                                                                   "a directory job's: its summary and files"}},
     summary="A finished job's result",
 )
 def job_result(svc: Svc, tenant: Tenant, job_id: str, output_format: OutputFormat = "json"):
+    """One file's result, or a directory job's summary and per-file records (each file: ``files/{file}``)."""
     job = svc.own_job(tenant, job_id)
+    if job.batch is not None and output_format == "rttm":
+        raise ApiError(422, "invalid_request", "a directory job has one RTTM per file: GET files/{file}?format=rttm")
     if job.status == "failed":
         raise ApiError(409, "job_failed", f"the job failed: {job.error_code}: {job.error_message}")
     if job.status != "succeeded":
@@ -263,6 +281,25 @@ def job_result(svc: Svc, tenant: Tenant, job_id: str, output_format: OutputForma
     if output_format == "rttm":
         return rttm(response, uri_of(job.filename) if job.filename else job.id)
     return response
+
+
+@v1.get(
+    "/jobs/{job_id}/files/{file:path}",
+    response_model=BatchFileResult,
+    response_model_exclude_none=True,
+    responses={**ERRORS, 409: {"model": ErrorResponse, "description": "Not diarized yet, or failed"},
+               200: {"content": {"text/plain": {}}, "description": "The file's result (JSON, or RTTM)"}},
+    summary="One file of a directory job",
+)
+def job_file(svc: Svc, tenant: Tenant, job_id: str, file: str, output_format: OutputFormat = "json"):
+    """A file's result as soon as it is diarized, named as in the job's result (``files[].file``)."""
+    job = svc.own_job(tenant, job_id)
+    if job.batch is None:
+        raise ApiError(404, "not_found", f"job {job_id} is a one-file job: GET /v1/jobs/{job_id}/result")
+    found = svc.batches.file_result(job, file, output_format)
+    if output_format == "rttm":
+        return PlainTextResponse(found, media_type="text/plain")
+    return found
 
 
 @v1.delete("/jobs/{job_id}", status_code=204, responses=ERRORS, summary="Cancel and delete a job")

@@ -41,6 +41,21 @@ def diarize(pipeline: Any, payload: dict[str, Any], progress: Progress) -> dict[
     return result.to_dict(with_centroids=True)
 
 
+def batch_file(pipeline: Any, payload: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """One file of a directory job, diarized by the batch ``Worker`` around this worker's pipeline (its payload)."""
+    from diarize.batch import BatchOptions
+    from diarize.batch.worker import Worker
+
+    out = Worker(BatchOptions.model_validate_json(payload["options"]), pipeline=pipeline).process(payload["path"])
+    truncated = [w for w in out.get("warnings", ()) if "truncated" in w]
+    if truncated and not payload.get("accept_truncated"):
+        out = {"error": truncated[0].replace("using what is there", "refused (this server needs whole files)"),
+               "seconds": out["seconds"]}
+    if "error" in out:
+        out["error"] = out["error"].replace(payload["path"], payload["name"])
+    return out
+
+
 def voice_samples(pipeline: Any, payload: dict[str, Any], progress: Progress) -> list[Any]:
     """Quality gates and embedding of enrollment samples (``EnrollmentSample`` each); errors name the file."""
     from diarize.voiceprints.enrollment import prepare_sample
@@ -73,4 +88,5 @@ def sleep(pipeline: Any, payload: dict[str, Any], progress: Progress) -> dict[st
 
 HANDLERS: dict[str, Callable[[Any, dict[str, Any], Progress], Any]] = {
     "diarize": diarize, "voice_samples": voice_samples, "sleep": sleep,
+    "batch_file": batch_file,
 }

@@ -114,18 +114,37 @@ def probe(path: Path | str) -> AudioInfo:
     return info
 
 
-def resolve_archive_path(root_template: str | None, tenant: str, requested: str) -> Path:
-    """``requested`` inside the tenant's archive root (symlinks resolved), or 403/404/422."""
+def _no_archive() -> ApiError:
+    return ApiError(403, "archive_disabled", "this server has no archive root: upload the audio instead")
+
+
+def archive_root(root_template: str | None, tenant: str) -> Path:
+    """The tenant's archive root, resolved; 403 when the server has none."""
     if not root_template:
-        raise ApiError(403, "archive_disabled", "this server has no archive root: upload the audio instead")
+        raise _no_archive()
+    return Path(root_template.replace("{tenant}", tenant)).resolve()
+
+
+def within(root: Path, target: Path) -> bool:
+    """Whether the resolved ``target`` is ``root`` or below it."""
+    return target == root or root in target.parents
+
+
+def resolve_archive_path(root_template: str | None, tenant: str, requested: str, folders: bool = False) -> Path:
+    """``requested`` inside the tenant's archive root (symlinks resolved), or 403/404/422.
+
+    A file, or with ``folders`` also a folder (the root itself included).
+    """
+    if not root_template:
+        raise _no_archive()
     if "\x00" in requested or not requested.strip():
         raise ApiError(422, "invalid_path", "path must be a non-empty file path")
     try:
-        root = Path(root_template.replace("{tenant}", tenant)).resolve()
+        root = archive_root(root_template, tenant)
         candidate = Path(requested)
         target = (candidate if candidate.is_absolute() else root / candidate).resolve()
-        inside = target != root and root in target.parents
-        exists = inside and target.is_file()
+        inside = within(root, target) and (folders or target != root)
+        exists = inside and (target.is_file() or (folders and target.is_dir()))
     except (OSError, ValueError, RuntimeError) as exc:
         raise ApiError(422, "invalid_path", f"cannot use this path: {exc}") from None
     if not inside:

@@ -90,3 +90,43 @@ def test_batch_package_imports_neither_ray_nor_torch():
             "print(json.dumps([m for m in ('ray', 'torch') if m in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+class _CallerPool:
+    """A caller's pool: fails every file with its own message, counts closes."""
+
+    slots, threads = 2, 3
+
+    def __init__(self):
+        self.held, self.closed, self.seen = [], 0, []
+
+    def free(self):
+        return len(self.held) < self.slots
+
+    def submit(self, task):
+        self.held.append(task)
+        self.seen.append(task.path)
+
+    def poll(self, timeout):
+        from diarize.batch.pools import Outcome
+
+        done, self.held = self.held, []
+        return [Outcome(t.index, {"error": "refused"}) for t in done]
+
+    def close(self, cancel=False):
+        self.closed += 1
+
+
+def test_a_given_pool_runs_the_files_and_is_left_open_for_its_owner(tmp_path):
+    from diarize.batch.sources import Input
+
+    inputs = [Input(touch(tmp_path / "src" / name), f"calls/{name}") for name in ("b.wav", "a.wav")]
+    plans, pool = [], _CallerPool()
+    summary = run_batch(inputs, tmp_path / "out", BatchOptions(workers=0), pool=pool, on_start=plans.append)
+    assert pool.seen == [str(tmp_path / "src" / "a.wav"), str(tmp_path / "src" / "b.wav")] and pool.closed == 0
+    assert (plans[0].backend, plans[0].workers, plans[0].threads) == ("external", 2, 3)
+    assert (summary.files, summary.failed, summary.backend) == (2, 2, "external")
+    rows = [json.loads(line) for line in (tmp_path / "out" / "index.jsonl").read_text().splitlines()]
+    assert [(r["file"], r["error"]) for r in rows] == [("calls/a.wav", "refused"), ("calls/b.wav", "refused")]
+    again = run_batch(inputs, tmp_path / "out", BatchOptions(workers=0), pool=pool, on_start=plans.append)
+    assert again.skipped == 2 and again.processed == 0 and plans[1].skipped == 2 and len(pool.seen) == 2

@@ -66,6 +66,31 @@ def test_recovery_requeues_fails_or_finishes_interrupted_jobs(tmp_path):
     store.close()
 
 
+def test_a_database_from_before_directory_jobs_gains_their_column(tmp_path):
+    import sqlite3
+
+    from service.jobs import _SCHEMA
+
+    old = _SCHEMA.replace(",\n    batch TEXT", "")
+    assert "batch" not in old
+    with sqlite3.connect(tmp_path / "jobs.db") as db:
+        db.executescript(old)
+        db.execute("INSERT INTO jobs (id, tenant, status, created_at, updated_at, source, audio_path, options)"
+                   " VALUES ('old', 'acme', 'queued', 1, 1, 'upload', '/a.wav', '{}')")
+    db.close()
+    store = JobStore(tmp_path)
+    assert store.get("old").batch is None and store.get("old").to_api()["batch"] is None
+    batch = {"pattern": None, "files": 4, "done": 0, "failed": 0, "audio_seconds": 0.0}
+    store.create("new", "acme", source="archive", audio_path="/calls", filename="calls", keep_audio=True,
+                 audio_duration=None, options={}, batch=batch)
+    store.claim_next()
+    store.claim_next()
+    store.batch_progress("new", {**batch, "done": 3, "failed": 1, "audio_seconds": 20.5})
+    job = store.get("new")
+    assert job.progress == 0.75 and job.stage == "files" and job.batch["audio_seconds"] == 20.5
+    store.close()
+
+
 def test_the_core_library_imports_nothing_of_http():
     code = (
         "import json, sys\n"

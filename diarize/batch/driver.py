@@ -41,6 +41,7 @@ def run_batch(
     on_start: Callable[[BatchPlan], None] | None = None,
     on_result: Callable[[FileRecord], None] | None = None,
     stop: threading.Event | None = None,
+    pool: Pool | None = None,
 ) -> BatchSummary:
     """Diarize every input of ``source`` (a directory tree, a manifest file, or a list of paths) into ``out_dir``.
 
@@ -49,6 +50,9 @@ def run_batch(
     ``identify`` per finished file, by default hooks over the voiceprint store it opens. Ctrl-C or ``stop``
     ends the run early: files in flight are dropped and ``interrupted`` is set. Raises :class:`BatchError`
     (or ``ConfigError``) when the job as a whole cannot run.
+
+    ``pool`` runs the files on the caller's workers instead of a pool made from ``options.workers``/``ray``;
+    the driver never closes it, so the caller cancels what it still holds (after a stop or an error).
     """
     started = time.monotonic()
     options.check()
@@ -60,7 +64,7 @@ def run_batch(
         try:
             job.find_pending(inputs)
             if job.pending:
-                job.run(fingerprint, identify, on_start, stop)
+                job.run(fingerprint, identify, on_start, stop, pool)
             elif on_start is not None:
                 on_start(job.plan("none", 0, 0))
         except (KeyboardInterrupt, _Stopped):
@@ -98,11 +102,13 @@ class _Job:
         return BatchPlan(
             files=self.summary.files, pending=len(self.pending), skipped=len(skipped),
             failed_before=sum(not r.ok for r in skipped), pending_seconds=sum(d or 0.0 for d in self.durations),
+            skipped_seconds=sum(r.duration or 0.0 for r in skipped if r.ok),
             backend=backend, workers=workers, threads=threads,
         )
 
     def run(self, fingerprint: Fingerprinter | None, identify: Identifier | None,
-            on_start: Callable[[BatchPlan], None] | None, stop: threading.Event | None) -> None:
+            on_start: Callable[[BatchPlan], None] | None, stop: threading.Event | None,
+            given: Pool | None = None) -> None:
         options = self.options
         closers: list[Callable[[], None]] = []
         pool: Pool | None = None
@@ -115,14 +121,16 @@ class _Job:
                 fingerprint, identify = fingerprint or found, identify or named
             fingerprint = fingerprint if options.fingerprint else None
             identify = identify if options.identify else None
-            pool, backend, closer = _make_pool(options)
-            if closer is not None:
-                closers.append(closer)
+            if given is None:
+                pool, backend, closer = _make_pool(options)
+                if closer is not None:
+                    closers.append(closer)
+            workers: Pool = pool if given is None else given
             self.durations = [_header_seconds(inp.path) for inp, _ in self.pending]
-            plan = self.plan(backend, pool.slots, pool.threads)
+            plan = self.plan(backend if given is None else "external", workers.slots, workers.threads)
             if on_start is not None:
                 on_start(plan)
-            self._drive(pool, fingerprint, identify, stop)
+            self._drive(workers, fingerprint, identify, stop)
         except BaseException:
             if pool is not None:
                 pool.close(cancel=True)

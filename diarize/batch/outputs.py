@@ -68,7 +68,7 @@ class OutputFolder:
         except BlockingIOError:
             self._lock_file.close()
             raise BatchError(f"{self.root}: another batch run is writing to this folder") from None
-        self.previous = self._read_journal()
+        self.previous = read_journal(self.root)
         self._journal = open(self.journal_path, "a", encoding="utf-8")
         return self
 
@@ -77,20 +77,6 @@ class OutputFolder:
             self._journal.close()
         if self._lock_file is not None:
             self._lock_file.close()
-
-    def _read_journal(self) -> dict[str, FileRecord]:
-        records: dict[str, FileRecord] = {}
-        try:
-            lines = self.journal_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            return records
-        for line in lines:
-            try:
-                record = FileRecord.from_journal(json.loads(line))
-            except (ValueError, TypeError, KeyError):
-                continue  # a line torn by a crash
-            records[record.file] = record
-        return records
 
     def done_before(self, rel: str, input_key: str | None, config_hash: str) -> FileRecord | None:
         """The earlier outcome for this input version and configuration, if its outputs are all there."""
@@ -153,6 +139,22 @@ class OutputFolder:
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_atomic(self.root / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def read_journal(root: str | os.PathLike[str]) -> dict[str, FileRecord]:
+    """The latest journal entry per input of the output folder ``root`` (a line torn by a crash is skipped)."""
+    records: dict[str, FileRecord] = {}
+    try:
+        lines = (Path(root) / STATE_DIR / "journal.jsonl").read_text(encoding="utf-8", errors="replace").splitlines()
+    except FileNotFoundError:
+        return records
+    for line in lines:
+        try:
+            record = FileRecord.from_journal(json.loads(line))
+        except (ValueError, TypeError, KeyError):
+            continue
+        records[record.file] = record
+    return records
 
 
 def record_from_document(rel: str, doc: dict[str, Any], input_key: str | None, config_hash: str,

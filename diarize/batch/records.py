@@ -53,7 +53,7 @@ class FileRecord:
 
 @dataclass(frozen=True)
 class BatchPlan:
-    """The job as found at the start: how many inputs, how many already done, how much audio is to do."""
+    """The job as found at the start: how many inputs, how many already done, how much audio is done and to do."""
 
     files: int
     pending: int
@@ -63,6 +63,7 @@ class BatchPlan:
     backend: str
     workers: int
     threads: int
+    skipped_seconds: float = 0.0
 
 
 @dataclass

@@ -25,15 +25,18 @@ class Input:
     rel: str
 
 
-def discover(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], pattern: str | None = None,
+def discover(source: str | os.PathLike[str] | Sequence[str | os.PathLike[str] | Input], pattern: str | None = None,
              exclude: Path | None = None) -> list[Input]:
-    """The inputs of ``source`` sorted by ``rel``: a directory tree, a manifest file, or a list of paths.
+    """The inputs of ``source`` sorted by ``rel``: a directory tree, a manifest file, a list of paths, or a list of
+    :class:`Input` a caller has already found and checked (taken as they are).
 
     A manifest has one path per line (blank lines and ``#`` comments skipped), relative to the manifest's
     directory. Paths outside that directory (or a list's paths outside the current one) are mirrored under
     their absolute path. Listed paths are kept even when missing: they fail in the run, with the reason.
     """
     if isinstance(source, (list, tuple)):
+        if source and all(isinstance(p, Input) for p in source):
+            return sorted({p.rel: p for p in source}.values(), key=lambda i: i.rel)
         return _listed([Path(p) for p in source], Path.cwd(), pattern)
     root = Path(source)
     if root.is_dir():

@@ -13,19 +13,18 @@ from .options import BatchOptions
 
 
 class Worker:
-    """Holds a :class:`~diarize.pipeline.DiarizationPipeline` using ``threads`` torch threads."""
+    """Holds a :class:`~diarize.pipeline.DiarizationPipeline` using ``threads`` torch threads.
 
-    def __init__(self, options: BatchOptions, threads: int) -> None:
-        if threads > 1 and "torch" not in sys.modules:
-            # OpenMP threads that spin while they wait make torch many times slower on shared cores
-            # (measured here: VAD 0.4 s -> 7 s a call with 2 threads); waiting passively costs little.
-            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    ``pipeline``: one already loaded with ``options.pipeline`` (e.g. a service worker's), used instead of a new one.
+    """
+
+    def __init__(self, options: BatchOptions, threads: int = 1, pipeline: Any = None) -> None:
+        if pipeline is None:
+            pipeline = _load_pipeline(options, threads)
         from ..multichannel import MultichannelDiarizer
-        from ..pipeline import DiarizationPipeline
 
-        embedding = options.pipeline.embedding.model_copy(update={"num_threads": threads})
         self.options = options
-        self.pipeline = DiarizationPipeline(options.pipeline.model_copy(update={"embedding": embedding}))
+        self.pipeline = pipeline
         self.diarize = MultichannelDiarizer(self.pipeline) if options.multichannel else self.pipeline
 
     def process(self, path: str) -> dict[str, Any]:
@@ -51,3 +50,14 @@ class Worker:
         except Exception as exc:  # a bug or resource failure on this file must not end the run
             message = f"internal error: {type(exc).__name__}: {exc}"
         return {"error": " ".join(message.split()), "seconds": time.perf_counter() - start}
+
+
+def _load_pipeline(options: BatchOptions, threads: int) -> Any:
+    if threads > 1 and "torch" not in sys.modules:
+        # OpenMP threads that spin while they wait make torch many times slower on shared cores
+        # (measured here: VAD 0.4 s -> 7 s a call with 2 threads); waiting passively costs little.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from ..pipeline import DiarizationPipeline
+
+    embedding = options.pipeline.embedding.model_copy(update={"num_threads": threads})
+    return DiarizationPipeline(options.pipeline.model_copy(update={"embedding": embedding}))
