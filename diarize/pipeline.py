@@ -40,7 +40,8 @@ def label_speakers(
     postprocess: PostprocessConfig = PostprocessConfig(),
 ) -> tuple[list[Utterance], list[Speaker]]:
     """The cheap half: cluster the window embeddings and turn window labels into utterances."""
-    result = cluster_embeddings(features.embeddings, bounds, clustering)
+    durations = features.windows.ends - features.windows.starts
+    result = cluster_embeddings(features.embeddings, bounds, clustering, durations)
     similarity = features.embeddings @ result.centroids.T
     utterances, clusters = assign_utterances(
         features.regions, features.windows, result.labels, similarity, features.duration, postprocess
