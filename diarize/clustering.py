@@ -77,30 +77,18 @@ def relabel_by_appearance(labels: np.ndarray) -> np.ndarray:
     return mapping[labels]
 
 
-def cluster_embeddings(
-    embeddings: np.ndarray,
-    bounds: SpeakerBounds,
-    config: ClusteringConfig = ClusteringConfig(),
-    durations: np.ndarray | None = None,
-) -> Clustering:
+def cluster_embeddings(embeddings: np.ndarray, bounds: SpeakerBounds, config: ClusteringConfig = ClusteringConfig()) -> Clustering:
     """Cluster unit embeddings into between ``bounds.min_speakers`` and ``bounds.max_speakers`` speakers.
 
-    Only windows of at least ``config.min_clustered_duration`` seconds (``durations``; short ones embed
-    poorly and would form clusters of their own), at most ``config.max_windows`` of them evenly spread
-    (bounding time and the quadratic affinity memory on long audio), are clustered; every embedding then
-    joins its nearest centroid.
+    At most ``config.max_windows`` evenly spread embeddings are clustered (bounding time and the
+    quadratic affinity memory on long audio); every embedding then joins its nearest centroid.
     """
     n = len(embeddings)
     if n == 0:
         return Clustering(np.zeros(0, dtype=np.int64), np.zeros((0, embeddings.shape[1]), dtype=np.float32))
     if n < 3 or bounds.max_speakers == 1:
         return Clustering(np.zeros(n, dtype=np.int64), centroids_of(embeddings, np.zeros(n, dtype=np.int64), 1))
-    candidates = np.arange(n)
-    if durations is not None:
-        long_enough = np.flatnonzero(durations >= config.min_clustered_duration)
-        if len(long_enough) >= 3:
-            candidates = long_enough
-    subset = candidates[representative_indices(len(candidates), config.max_windows)]
+    subset = representative_indices(n, config.max_windows)
     sample = embeddings[subset]
     estimate = estimate_speaker_count(sample, bounds, config.p_percentile_grid)
     k = estimate.num_speakers

@@ -65,9 +65,6 @@ class ClusteringConfig(_Section):
     oversplit: float = Field(2.0, ge=1.0, description="Cluster into this many times the eigengap count, then merge.")
     merge_threshold: float = Field(0.8, description="Merge clusters whose centroids' cosine is above this.")
     min_cluster_windows: int = Field(2, ge=1, description="Fold clusters with fewer windows into their nearest.")
-    min_clustered_duration: float = Field(
-        1.0, ge=0, description="Windows shorter than this (s) join the nearest cluster instead of shaping the clusters."
-    )
     p_percentile_grid: tuple[float, ...] = Field((0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5))
 
 

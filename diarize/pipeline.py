@@ -40,8 +40,7 @@ def label_speakers(
     postprocess: PostprocessConfig = PostprocessConfig(),
 ) -> tuple[list[Utterance], list[Speaker]]:
     """The cheap half: cluster the window embeddings and turn window labels into utterances."""
-    durations = features.windows.ends - features.windows.starts
-    result = cluster_embeddings(features.embeddings, bounds, clustering, durations)
+    result = cluster_embeddings(features.embeddings, bounds, clustering)
     similarity = features.embeddings @ result.centroids.T
     utterances, clusters = assign_utterances(
         features.regions, features.windows, result.labels, similarity, features.duration, postprocess
