@@ -158,8 +158,10 @@ class DirectoryJobs:
     def create(self, tenant: str, requested: str, target: Path, pattern: str | None,
                options: DiarizeOptions) -> JobRecord:
         """Find the files, fix the list on disk, then queue the job (202)."""
-        if options.speaker_identification is not None:
-            raise ApiError(422, "not_available", "speaker_identification is for one file: a directory job does not "
+        per_file = [name for name in ("speaker_identification", "channel_roles", "transcript")
+                    if getattr(options, name)]
+        if per_file:
+            raise ApiError(422, "not_available", f"{', '.join(per_file)} is for one file: a directory job does not "
                                                  "take it (identify_enrolled names enrolled voices in every file)")
         files = self.find(tenant, requested, target, pattern)
         job_id = uuid.uuid4().hex

@@ -51,6 +51,24 @@ def auth(tenant: str = "acme") -> dict[str, str]:
     return {"Authorization": f"Bearer {KEYS[tenant]}"}
 
 
+def error_of(response) -> dict:
+    """The ``error`` object of an error response, after checking it has the one error shape."""
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    return body["error"]
+
+
+def wait_job(http, job_id: str, until=lambda job: job["status"] not in ("queued", "running"), timeout=300) -> dict:
+    """Poll ``GET /v1/jobs/{id}`` until ``until(job)`` (by default: finished) or fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = http.get(f"/v1/jobs/{job_id}", headers=auth()).json()
+        if until(job):
+            return job
+        time.sleep(0.05)
+    raise TimeoutError(f"job {job_id}: {job}")
+
+
 def wav_bytes(samples: np.ndarray, sample_rate: int = 16000, fmt: str = "WAV") -> bytes:
     buffer = io.BytesIO()
     sf.write(buffer, samples, sample_rate, format=fmt)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from service.keys import KeyFile
 from service.pool import Task
 
-from .servicekit import auth, client, tone, wav_bytes
+from .servicekit import auth, client, error_of, tone, wav_bytes, wait_job
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +29,6 @@ def api(tmp_path_factory, keys_file):
         c.archive = archive
         yield c
 
-
-def error_of(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    return body["error"]
 
 
 def test_health_ready_docs_and_metrics(api):
@@ -118,15 +112,6 @@ def test_malformed_audio_is_4xx_and_the_server_keeps_serving(api, case):
     assert ok.status_code == 200, ok.text
     assert ok.json()["audio_duration"] == pytest.approx(1.5, abs=0.01)
 
-
-def wait_job(api, job_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = api.get(f"/v1/jobs/{job_id}", headers=auth()).json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.1)
-    raise TimeoutError(job_id)
 
 
 def test_upload_over_the_limit_is_413(api):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from .servicekit import Server, auth, calibration_file, client
+from .servicekit import Server, auth, calibration_file, client, error_of, wait_job
 from .speech import build_conversation, reader_utterances
 
 pytest.importorskip("qdrant_edge", reason="the embedded voiceprint store needs qdrant-edge-py (service extra)")
@@ -58,20 +58,6 @@ def api(archive, tmp_path_factory):
         yield c
 
 
-def error_of(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    return body["error"]
-
-
-def wait_job(http, job_id: str, until=lambda job: job["status"] not in ("queued", "running"), timeout=300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = http.get(f"/v1/jobs/{job_id}", headers=auth()).json()
-        if until(job):
-            return job
-        time.sleep(0.05)
-    raise TimeoutError(f"job {job_id}: {job}")
 
 
 @pytest.fixture(scope="module")

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 
 import pytest
 from pyannote.core import Annotation, Segment
 
 from .conversations import Conversation, build_scripted
-from .servicekit import Server, auth, calibration_file, client, tone, wav_bytes
+from .servicekit import Server, auth, calibration_file, client, error_of, tone, wav_bytes, wait_job
 from .speech import reader_utterances
 from .test_cli_identity import CALL
 from .test_identity_speech import NO_CUES, SAME_NAME, VISIT
@@ -70,20 +69,6 @@ def label_of(body: dict, conversation: Conversation, speaker: str) -> str:
     return hypothesis.crop(conversation.reference.subset([speaker]).get_timeline()).argmax()
 
 
-def error_of(response) -> dict:
-    body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
-    return body["error"]
-
-
-def wait_job(api, job_id: str, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = api.get(f"/v1/jobs/{job_id}", headers=auth()).json()
-        if job["status"] in ("succeeded", "failed"):
-            return job
-        time.sleep(0.2)
-    raise TimeoutError(job_id)
 
 
 CALL_OPTIONS = {"multichannel": "true", "speakers_expected": "1", "channel_roles": '{"1": "Agent", "2": "Customer"}'}

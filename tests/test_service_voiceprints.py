@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
 pytest.importorskip("qdrant_edge", reason="the embedded voiceprint store needs qdrant-edge-py (service extra)")
 
-from .servicekit import auth, calibration_file, client, tone, wav_bytes
+from .servicekit import auth, calibration_file, client, tone, wav_bytes, wait_job
 from .speech import build_conversation, reader_utterances
 
 @pytest.fixture(scope="module")
@@ -75,14 +74,6 @@ def test_diarize_names_enrolled_speakers(api, voices, enrolled):
     assert all(u["identity"]["name"] == names[u["speaker"]] for u in body["utterances"])
     plain = api.post("/v1/diarize", headers=auth(), files={"file": ("talk.wav", wav_bytes(audio))}).json()
     assert all("identity" not in s for s in plain["speakers"])
-
-
-def wait_job(api, job_id):
-    deadline = time.monotonic() + 120
-    while (job := api.get(f"/v1/jobs/{job_id}", headers=auth()).json())["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    return job
 
 
 def test_jobs_link_voices_across_files(api, voices):
