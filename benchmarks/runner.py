@@ -135,7 +135,10 @@ def _run_set(name: str, opts: Options, systems: dict[str, Any]):
     elif name == "ami":
         yield name, diarization_set(datasets.ami_items(QUICK["ami"] if q else None), systems, opts)
     elif name == "calls":
-        yield name, diarization_set(datasets.call_items(QUICK["calls"] if q else None, opts.seed), systems, opts)
+        items = datasets.call_items(QUICK["calls"] if q else None, opts.seed)
+        yield name, diarization_set(items, systems, opts)
+        if "ours" in systems and "ours" in opts.systems:
+            yield "calls-channels", channel_set(items, systems["ours"].pipe)
     elif name == "long":
         yield name, long_set(datasets.long_items(QUICK["long"] if q else None, opts.seed), opts)
     elif name == "embeddings":
@@ -160,6 +163,48 @@ def diarization_set(items: list[Item], systems: dict[str, Any], opts: Options) -
     return {"dataset": dataset_info(items),
             "systems": {n: {"load_s": round(systems[n].load_s, 3), **s.summary(), "per_file": s.files}
                         for n, s in scorers.items()}}
+
+
+def channel_set(items: list[Item], pipeline: Any) -> dict[str, Any]:
+    """Each stereo call diarized per channel, each channel scored against its own speaker's reference:
+    ``ours-multichannel`` (``MultichannelDiarizer``: crosstalk gate, bleed utterances dropped) and
+    ``ours-channel-alone`` (the pipeline on one channel as if it were mono, bleed and all)."""
+    from diarize.audio import Audio, load_audio
+    from diarize.multichannel import MultichannelDiarizer
+
+    multichannel = MultichannelDiarizer(pipeline)
+    scorers = {"ours-multichannel": Scorer(), "ours-channel-alone": Scorer()}
+    for item in items:
+        audio = load_audio(item.audio, pipeline.config.audio, mono=False)
+        t0 = time.perf_counter()
+        gated = multichannel(audio)
+        wall = time.perf_counter() - t0
+        for c, reference in enumerate(item.channel_references):
+            hypotheses = {
+                "ours-multichannel": (_channel_annotation(gated.utterances, c + 1, reference.uri), wall / 2),
+            }
+            t0 = time.perf_counter()
+            alone = pipeline(Audio(audio.samples[c : c + 1].copy(), audio.sample_rate))
+            hypotheses["ours-channel-alone"] = (_renamed(alone.to_annotation(), reference.uri),
+                                                time.perf_counter() - t0)
+            for n, (ann, seconds) in hypotheses.items():
+                row = scorers[n].add(reference, ann, item.uem, len(reference.labels()), seconds, item.duration)
+                console.log(f"{reference.uri:>16} {n:>18}: DER {row['der']:6.1%}  spk {row['pred_speakers']}/"
+                            f"{row['true_speakers']}")
+    channel_items = [Item(r.uri, item.audio, r, item.uem, item.duration) for item in items
+                     for r in item.channel_references]
+    return {"dataset": dataset_info(channel_items),
+            "systems": {n: {"load_s": 0.0, **s.summary(), "per_file": s.files} for n, s in scorers.items()}}
+
+
+def _channel_annotation(utterances: list[Any], channel: int, uri: str) -> Annotation:
+    from pyannote.core import Segment
+
+    ann = Annotation(uri=uri)
+    for i, u in enumerate(utterances):
+        if u.channel == channel:
+            ann[Segment(u.start, u.end), i] = u.speaker
+    return ann
 
 
 def long_set(items: list[Item], opts: Options) -> dict[str, Any]:
