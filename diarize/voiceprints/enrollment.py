@@ -155,7 +155,11 @@ def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | N
         result = diarizer(decoded)
         vector, speech = _dominant(result, source, dominant_share, separation, warnings)
     else:
-        regions = list((vad or _default_vad)(samples))
+        if vad is None:
+            from ..vad import SileroVAD
+
+            vad = SileroVAD()  # the pipeline's VAD with default settings (loads in about 0.1 s)
+        regions = [(float(a), float(b)) for a, b in vad(samples)]
         speech = float(sum(b - a for a, b in regions))
         if speech < MIN_SAMPLE_SPEECH:
             raise EnrollmentError(f"{source}: no speech found ({speech:.1f} s); silence or noise cannot be enrolled")
@@ -235,21 +239,6 @@ def _dominant(result: Result, source: str, share: float, separation: float,
                         f"({voice:.1f} s of {total:.1f} s)")
     vector = _unit(np.sum([s.talk_time * _unit(s.centroid) for s in same], axis=0))
     return vector.astype(np.float32), voice
-
-
-_VAD: Any = None
-_VAD_LOCK = threading.Lock()
-
-
-def _default_vad(samples: np.ndarray) -> Sequence[tuple[float, float]]:
-    """Speech regions by the pipeline's Silero VAD (default settings, loaded once, one caller at a time)."""
-    global _VAD
-    with _VAD_LOCK:
-        if _VAD is None:
-            from ..vad import SileroVAD
-
-            _VAD = SileroVAD()
-        return [(float(a), float(b)) for a, b in _VAD(samples)]
 
 
 # --------------------------------------------------------------------------- the enrolled speakers
