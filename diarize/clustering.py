@@ -42,10 +42,15 @@ def representative_indices(n: int, limit: int) -> np.ndarray:
 
 
 def merge_similar_clusters(
-    embeddings: np.ndarray, labels: np.ndarray, threshold: float, min_clusters: int, min_size: int = 1
+    embeddings: np.ndarray, labels: np.ndarray, threshold: float, min_clusters: int, min_size: int = 1,
+    last_pair_threshold: float | None = None,
 ) -> np.ndarray:
     """Merge clusters whose centroids are more similar than ``threshold``, and clusters smaller
-    than ``min_size``, most similar pair first, never going below ``min_clusters``."""
+    than ``min_size``, most similar pair first, never going below ``min_clusters``.
+
+    The last two clusters merge above ``last_pair_threshold`` (default ``threshold``): among many voices a
+    close pair is likely two people, but two clusters that alike are likelier one voice split in two.
+    """
     labels = labels.copy()
     while True:
         present = np.unique(labels)
@@ -63,7 +68,8 @@ def merge_similar_clusters(
             b = int(np.argmax(similarity[a]))
         else:
             a, b = np.unravel_index(np.argmax(similarity), similarity.shape)
-            if similarity[a, b] < threshold:
+            needed = threshold if k > 2 or last_pair_threshold is None else last_pair_threshold
+            if similarity[a, b] < needed:
                 return labels
         labels[remap == a] = present[b]
 
@@ -104,7 +110,8 @@ def cluster_embeddings(embeddings: np.ndarray, bounds: SpeakerBounds, config: Cl
         features = sample
     sample_labels = KMeans(k, init="k-means++", n_init=10, random_state=config.seed).fit_predict(features)
     sample_labels = merge_similar_clusters(
-        sample, sample_labels, config.merge_threshold, bounds.min_speakers, config.min_cluster_windows
+        sample, sample_labels, config.merge_threshold, bounds.min_speakers, config.min_cluster_windows,
+        config.last_pair_threshold,
     )
     labels = relabel_by_appearance(sample_labels)
     if len(subset) < n:

@@ -64,6 +64,9 @@ class ClusteringConfig(_Section):
     max_windows: int = Field(1000, gt=10, description="Cluster at most this many windows; assign the rest.")
     oversplit: float = Field(1.5, ge=1.0, description="Cluster into this many times the eigengap count, then merge.")
     merge_threshold: float = Field(0.82, description="Merge clusters whose centroids' cosine is above this.")
+    last_pair_threshold: float | None = Field(
+        0.78, description="The last two clusters merge above this cosine (one voice or two); default merge_threshold."
+    )
     min_cluster_windows: int = Field(3, ge=1, description="Fold clusters with fewer windows into their nearest.")
     p_percentile_grid: tuple[float, ...] = Field((0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5))
 

@@ -66,6 +66,26 @@ def test_merge_joins_only_similar_clusters():
     assert len(np.unique(merge_similar_clusters(x, split, threshold=0.8, min_clusters=3))) == 3
 
 
+def directions_at(cosines: list[float], dim: int = 16) -> np.ndarray:
+    """Unit vectors: the first, then one per cosine to the first (each in its own orthogonal direction)."""
+    out = [np.eye(dim)[0]]
+    for i, c in enumerate(cosines, start=1):
+        out.append(c * np.eye(dim)[0] + np.sqrt(1 - c**2) * np.eye(dim)[i])
+    return np.array(out)
+
+
+def test_the_last_pair_merges_at_a_lower_similarity_than_the_others():
+    two = np.repeat(directions_at([0.8]), 5, axis=0)
+    labels = np.repeat(np.arange(2), 5)
+    assert len(np.unique(merge_similar_clusters(two, labels, threshold=0.82, min_clusters=1))) == 2
+    merged = merge_similar_clusters(two, labels, threshold=0.82, min_clusters=1, last_pair_threshold=0.78)
+    assert len(np.unique(merged)) == 1
+    three = np.repeat(directions_at([0.8, 0.0]), 5, axis=0)  # a close pair beside a third voice: kept apart
+    labels = np.repeat(np.arange(3), 5)
+    kept = merge_similar_clusters(three, labels, threshold=0.82, min_clusters=1, last_pair_threshold=0.78)
+    assert len(np.unique(kept)) == 3
+
+
 def test_eigengap_with_exact_bounds_returns_that_count():
     x, _ = synthetic_speakers(3, seed=6)
     assert estimate_speaker_count(x, SpeakerBounds(5, 5)).num_speakers == 5
