@@ -120,7 +120,7 @@ def regions_from_probabilities(probs: np.ndarray, frame: float, duration: float,
 
 _ENERGY_HOP = 160  # 10 ms at 16 kHz; energy frames are two hops (20 ms) long
 _ENERGY_RUN = 3  # frames above the threshold in a row that count as sound (30 ms), so clicks do not
-_MIN_CONTRAST_DB = 10.0
+_MIN_CONTRAST_DB = 10.0  # speech this far above the background at least, or edges are left alone
 
 
 def frame_energies_db(samples: np.ndarray, block_hops: int = 60_000) -> np.ndarray:
@@ -187,8 +187,9 @@ def refine_boundaries(regions: np.ndarray, energies_db: np.ndarray, duration: fl
         else:
             behind = np.flatnonzero(sound[max(0, last - reach) : last + 1])
             last = max(0, last - reach) + int(behind[-1]) if len(behind) else last
-        if last >= first:
-            out.append([first * frame, (last + 2) * frame])  # a frame is two hops long
+        if last < first:  # no sound inside: the VAD's region stands as it was
+            first, last = min(a, n - 1), min(max(b - 1, 0), n - 1)
+        out.append([first * frame, (last + 2) * frame])  # a frame is two hops long
     merged: list[list[float]] = []
     for first_s, end_s in out:  # regions whose edges grew into each other become one
         if merged and first_s < merged[-1][1]:
