@@ -142,6 +142,8 @@ def test_a_manifest_and_a_pattern_choose_the_files(api):
     ({"path": "nowhere"}, 404, "audio_not_found"),
     ({"path": "calls", "pattern": "*.flac"}, 422, "no_audio_files"),
     ({"path": "calls/call-0.wav", "pattern": "*.wav"}, 422, "invalid_request"),
+    ({"path": "calls", "transcript": '[{"word": "hi", "start": 0.1, "end": 0.3}]'}, 422, "not_available"),
+    ({"path": "calls", "multichannel": "true", "channel_roles": "1=Agent,2=Customer"}, 422, "not_available"),
 ])
 def test_paths_and_files_outside_the_archive_are_refused(api, archive, form, status, code):
     response = api.post("/v1/jobs", headers=auth(), data=form)
