@@ -142,7 +142,12 @@ def run(
             result = apply_names(result, matches)
     except DiarizeError as exc:
         fail(str(exc))
-    text = result.to_json(with_centroids=False) + "\n" if output_format is OutputFormat.json else result.to_rttm()
+    _emit(result.to_json(with_centroids=False) + "\n" if output_format is OutputFormat.json else result.to_rttm(),
+          output)
+
+
+def _emit(text: str, output: Optional[Path]) -> None:
+    """Write a command's result to ``output``, or to stdout without one."""
     if output:
         output.write_text(text)
     else:
@@ -338,10 +343,7 @@ def identify_command(
         text = json.dumps(data, indent=2) + "\n"
     else:
         text = result.to_rttm()
-    if output:
-        output.write_text(text)
-    else:
-        sys.stdout.write(text)
+    _emit(text, output)
 
 
 @app.command()

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from diarize.audio import audio_info
 from diarize.batch import BatchError, BatchOptions, BatchPlan, BatchSummary, FileRecord, run_batch
-from diarize.batch.outputs import output_paths, read_journal
+from diarize.batch.outputs import output_paths, read_journal, write_atomic
 from diarize.batch.pools import Outcome
 from diarize.batch.pools import Task as FileTask
 from diarize.batch.sources import AUDIO_SUFFIXES, Input, discover
@@ -31,7 +31,7 @@ from diarize.config import PipelineConfig
 from diarize.result import Result
 
 from .errors import ApiError
-from .jobs import JobFailed, JobRecord, write_atomic
+from .jobs import JobFailed, JobRecord
 from .models import BatchFile, BatchFileResult, BatchResult, BatchRunSummary, DiarizeOptions
 from .pool import JOB, PoolClosed, Task, TaskCancelled, TaskTimeout, WorkerCrashed, WorkerPool
 from .uploads import archive_root, within

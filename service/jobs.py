@@ -11,9 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
-import os
 import sqlite3
-import tempfile
 import threading
 import time
 import uuid
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from diarize.batch.outputs import write_atomic
 from diarize.errors import DiarizeError
 
 from .errors import library_error_code
@@ -95,27 +94,6 @@ class JobRecord:
             batch=self.batch,
         )
         return out
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write, fsync and rename into place, then fsync the folder: the file is whole or absent after a crash."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 class JobStore:

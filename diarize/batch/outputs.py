@@ -8,11 +8,13 @@ the folder's lock.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fcntl
 import io
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -24,7 +26,8 @@ _TMP_SUFFIX = ".part"
 
 
 def write_atomic(path: Path, text: str, only_if_changed: bool = False) -> None:
-    """Write ``text`` to ``path`` through a temporary file, fsync and rename (not at all when unchanged)."""
+    """Write ``text`` to ``path`` through a temporary file, fsync, rename and fsync the folder: after a crash the
+    file is whole or absent (with ``only_if_changed``, not written at all when it already holds ``text``)."""
     if only_if_changed:
         try:
             if path.read_text(encoding="utf-8") == text:
@@ -32,12 +35,22 @@ def write_atomic(path: Path, text: str, only_if_changed: bool = False) -> None:
         except (OSError, UnicodeDecodeError):
             pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{_TMP_SUFFIX}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def output_paths(root: Path, rel: str) -> tuple[Path, Path]:
