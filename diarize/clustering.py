@@ -43,11 +43,13 @@ def representative_indices(n: int, limit: int) -> np.ndarray:
 
 def merge_similar_clusters(
     embeddings: np.ndarray, labels: np.ndarray, threshold: float, min_clusters: int, min_size: int = 1,
-    last_pair_threshold: float | None = None,
+    last_pair_threshold: float | None = None, small_threshold: float | None = None, small_windows: int = 0,
 ) -> np.ndarray:
     """Merge clusters whose centroids are more similar than ``threshold``, and clusters smaller
     than ``min_size``, most similar pair first, never going below ``min_clusters``.
 
+    A pair where either cluster has fewer than ``small_windows`` windows merges above ``small_threshold``:
+    few windows give a noisy centroid, so the halves of one voice look less alike.
     The last two clusters merge above ``last_pair_threshold`` (default ``threshold``): among many voices a
     close pair is likely two people, but two clusters that alike are likelier one voice split in two.
     """
@@ -69,9 +71,72 @@ def merge_similar_clusters(
         else:
             a, b = np.unravel_index(np.argmax(similarity), similarity.shape)
             needed = threshold if k > 2 or last_pair_threshold is None else last_pair_threshold
+            if small_threshold is not None and min(sizes[a], sizes[b]) < small_windows:
+                needed = min(needed, small_threshold)
             if similarity[a, b] < needed:
                 return labels
         labels[remap == a] = present[b]
+
+
+def mixture_fit(target: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine between ``target`` and its best positive mix of ``a`` and ``b`` (0 when no positive mix fits)."""
+    basis = np.stack([a, b], axis=1).astype(np.float64)
+    weights, *_ = np.linalg.lstsq(basis, target.astype(np.float64), rcond=None)
+    if (weights <= 0).any():
+        return 0.0
+    mix = basis @ weights
+    return float(mix @ target / (np.linalg.norm(mix) * np.linalg.norm(target)))
+
+
+def fold_mixtures(
+    embeddings: np.ndarray, labels: np.ndarray, fit: float, max_windows: int, min_clusters: int = 1
+) -> np.ndarray:
+    """Fold clusters of at most ``max_windows`` that look like a blend of two others into their nearest,
+    never going below ``min_clusters``: windows straddling a change of speaker (or overlapped speech)
+    cluster together but are nobody's voice.
+    """
+    labels = labels.copy()
+    while True:
+        present, remap = np.unique(labels, return_inverse=True)
+        k = len(present)
+        if k < 3 or k <= min_clusters:
+            return labels
+        centroids = centroids_of(embeddings, remap, k)
+        sizes = np.bincount(remap, minlength=k)
+        blends = []
+        for c in np.flatnonzero(sizes <= max_windows):
+            others = [o for o in range(k) if o != c]
+            best = max(mixture_fit(centroids[c], centroids[a], centroids[b])
+                       for i, a in enumerate(others) for b in others[i + 1:])
+            if best >= fit:
+                blends.append((best, c))
+        if not blends:
+            return labels
+        _, c = max(blends)
+        similarity = centroids @ centroids[c]
+        similarity[c] = -np.inf
+        labels[remap == c] = present[int(np.argmax(similarity))]
+
+
+def split_off_outliers(
+    embeddings: np.ndarray, labels: np.ndarray, below: float, min_windows: int, coherence: float
+) -> np.ndarray:
+    """Give windows unlike every cluster (cosine to each centroid under ``below``) a cluster of their own
+    when there are at least ``min_windows`` of them and they resemble each other (mean pairwise cosine
+    ``coherence``): a speaker who said only a sentence or two is too small to survive clustering.
+    """
+    k = int(labels.max()) + 1
+    centroids = centroids_of(embeddings, labels, k)
+    outliers = np.flatnonzero((embeddings @ centroids.T).max(axis=1) < below)
+    if len(outliers) < min_windows:
+        return labels
+    group = embeddings[outliers]
+    pairwise = group @ group.T
+    if len(outliers) > 1 and (pairwise.sum() - np.trace(pairwise)) / (len(outliers) * (len(outliers) - 1)) < coherence:
+        return labels
+    labels = labels.copy()
+    labels[outliers] = k
+    return labels
 
 
 def relabel_by_appearance(labels: np.ndarray) -> np.ndarray:
@@ -111,8 +176,17 @@ def cluster_embeddings(embeddings: np.ndarray, bounds: SpeakerBounds, config: Cl
     sample_labels = KMeans(k, init="k-means++", n_init=10, random_state=config.seed).fit_predict(features)
     sample_labels = merge_similar_clusters(
         sample, sample_labels, config.merge_threshold, bounds.min_speakers, config.min_cluster_windows,
-        config.last_pair_threshold,
+        config.last_pair_threshold, config.small_merge_threshold, config.small_cluster_windows,
     )
+    if config.blend_fit is not None:
+        sample_labels = fold_mixtures(
+            sample, sample_labels, config.blend_fit, config.blend_max_windows, bounds.min_speakers
+        )
+    if config.outlier_below is not None and not bounds.exact and len(np.unique(sample_labels)) < bounds.max_speakers:
+        sample_labels = split_off_outliers(
+            sample, np.unique(sample_labels, return_inverse=True)[1], config.outlier_below,
+            config.outlier_min_windows, config.outlier_coherence,
+        )
     labels = relabel_by_appearance(sample_labels)
     if len(subset) < n:
         centroids = centroids_of(sample, labels, int(labels.max()) + 1)

@@ -63,11 +63,20 @@ class ClusteringConfig(_Section):
     seed: int = 0
     max_windows: int = Field(1000, gt=10, description="Cluster at most this many windows; assign the rest.")
     oversplit: float = Field(1.5, ge=1.0, description="Cluster into this many times the eigengap count, then merge.")
-    merge_threshold: float = Field(0.82, description="Merge clusters whose centroids' cosine is above this.")
+    merge_threshold: float = Field(0.84, description="Merge clusters whose centroids' cosine is above this.")
     last_pair_threshold: float | None = Field(
         0.78, description="The last two clusters merge above this cosine (one voice or two); default merge_threshold."
     )
+    small_merge_threshold: float | None = Field(
+        0.82, description="Merge threshold when either cluster has under small_cluster_windows (noisier centroids)."
+    )
+    small_cluster_windows: int = Field(20, ge=1)
     min_cluster_windows: int = Field(3, ge=1, description="Fold clusters with fewer windows into their nearest.")
+    blend_fit: float | None = Field(0.84, description="Fold small clusters this well fit by a mix of two others.")
+    blend_max_windows: int = Field(10, ge=1, description="Largest cluster blend_fit may fold.")
+    outlier_below: float | None = Field(0.65, description="Windows this unlike every cluster may form a new one.")
+    outlier_min_windows: int = Field(2, ge=1, description="How many such windows a new cluster needs.")
+    outlier_coherence: float = Field(0.6, description="Their mean pairwise cosine must reach this.")
     p_percentile_grid: tuple[float, ...] = Field((0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5))
 
 

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from diarize.clustering import cluster_embeddings, merge_similar_clusters, relabel_by_appearance
+from diarize.clustering import (
+    cluster_embeddings,
+    fold_mixtures,
+    merge_similar_clusters,
+    relabel_by_appearance,
+    split_off_outliers,
+)
 from diarize.config import ClusteringConfig
 from diarize.errors import ConfigError
 from diarize.speaker_count import SpeakerBounds, estimate_speaker_count, speaker_bounds
@@ -84,6 +90,59 @@ def test_the_last_pair_merges_at_a_lower_similarity_than_the_others():
     labels = np.repeat(np.arange(3), 5)
     kept = merge_similar_clusters(three, labels, threshold=0.82, min_clusters=1, last_pair_threshold=0.78)
     assert len(np.unique(kept)) == 3
+
+
+def test_small_clusters_merge_at_their_own_lower_threshold():
+    pair = directions_at([0.83, 0.0])
+    few = np.repeat(pair, [5, 5, 30], axis=0)  # two 5-window clusters at cosine 0.83, and a third voice
+    labels = np.repeat(np.arange(3), [5, 5, 30])
+    assert len(np.unique(merge_similar_clusters(few, labels, threshold=0.84, min_clusters=1))) == 3
+    merged = merge_similar_clusters(few, labels, 0.84, 1, small_threshold=0.82, small_windows=20)
+    assert len(np.unique(merged)) == 2
+    many = np.repeat(pair, [25, 25, 30], axis=0)  # well-sampled clusters keep the main threshold
+    labels = np.repeat(np.arange(3), [25, 25, 30])
+    kept = merge_similar_clusters(many, labels, 0.84, 1, small_threshold=0.82, small_windows=20)
+    assert len(np.unique(kept)) == 3
+
+
+def near(direction: np.ndarray, count: int, seed: int, spread: float = 0.2) -> np.ndarray:
+    """``count`` unit vectors scattered around ``direction``."""
+    x = direction + spread * np.random.default_rng(seed).standard_normal((count, len(direction))) / np.sqrt(len(direction))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_a_small_cluster_that_blends_two_voices_is_folded_but_a_distinct_one_is_not():
+    a, b, c = np.eye(16)[:3]
+    blend = (a + b) / np.sqrt(2)
+    x = np.concatenate([near(a, 20, 1), near(b, 20, 2), near(blend, 4, 3), near(c, 4, 4)])
+    labels = np.repeat([0, 1, 2, 3], [20, 20, 4, 4])
+    folded = fold_mixtures(x, labels, fit=0.84, max_windows=10)
+    assert len(np.unique(folded)) == 3 and set(folded[40:44]) <= {0, 1} and set(folded[44:]) == {3}
+    assert len(np.unique(fold_mixtures(x, labels, fit=0.84, max_windows=3))) == 4  # too big to fold
+    assert len(np.unique(fold_mixtures(x, labels, fit=0.84, max_windows=10, min_clusters=4))) == 4
+
+
+def test_windows_unlike_every_cluster_become_a_speaker_only_when_they_agree():
+    a, b, c = np.eye(16)[:3]
+    x = np.concatenate([near(a, 20, 1), near(b, 20, 2), near(c, 3, 3)])
+    labels = np.repeat([0, 1, 0], [20, 20, 3])  # the quiet third voice was absorbed by the first
+    split = split_off_outliers(x, labels, below=0.65, min_windows=2, coherence=0.6)
+    assert split[40:].tolist() == [2, 2, 2] and split[:40].tolist() == labels[:40].tolist()
+    assert np.array_equal(split_off_outliers(x, labels, below=0.65, min_windows=4, coherence=0.6), labels)
+    scattered = np.concatenate([x[:40], np.eye(16)[5:8]])  # three unlike windows that are unlike each other too
+    assert np.array_equal(split_off_outliers(scattered, labels, below=0.65, min_windows=2, coherence=0.6), labels)
+
+
+def test_a_voice_heard_in_only_two_windows_is_still_counted():
+    x, truth = synthetic_speakers(3, seed=8)
+    rng = np.random.default_rng(9)
+    quiet = rng.standard_normal(x.shape[1])
+    few = near(quiet / np.linalg.norm(quiet), 2, 10, spread=0.35).astype(np.float32)
+    result = cluster_embeddings(np.concatenate([x, few]), SpeakerBounds(1, 20))
+    assert result.num_speakers == 4 and len(set(result.labels[-2:])) == 1
+    assert not set(result.labels[-2:]) & set(result.labels[:-2])
+    plain = cluster_embeddings(np.concatenate([x, few]), SpeakerBounds(1, 20), ClusteringConfig(outlier_below=None))
+    assert plain.num_speakers == 3
 
 
 def test_eigengap_with_exact_bounds_returns_that_count():
