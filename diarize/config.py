@@ -53,6 +53,9 @@ class EmbeddingConfig(_Section):
     source: str | None = Field(None, description="Backend weights: hub id or local directory (ecapa) / .pt file.")
     device: str = "cpu"
     batch_size: int = Field(128, gt=0)
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="GE2E LSTM arithmetic; auto: bfloat16 where the CPU computes it natively (1.7x faster)."
+    )
     num_threads: int | None = Field(None, gt=0, description="Torch threads; default all cores.")
 
 

@@ -12,7 +12,7 @@ from .speech import reader_utterances
 
 @pytest.fixture(scope="module")
 def backend():
-    return load_backend(EmbeddingConfig())
+    return load_backend(EmbeddingConfig(precision="float32"))
 
 
 def test_mel_in_blocks_equals_one_shot_librosa(backend):
@@ -54,6 +54,24 @@ def test_same_reader_is_closer_than_another_reader(backend, data_dir):
     b1 = reader_utterances(data_dir, "3080", 1)[0]
     ea1, ea2, eb1 = (backend.embed(u) for u in (a1, a2, b1))
     assert ea1 @ ea2 > ea1 @ eb1 + 0.05
+
+
+def test_bfloat16_embeddings_stay_within_a_hair_of_float32(backend, data_dir):
+    speech = np.concatenate(reader_utterances(data_dir, "2033", 2))
+    starts = np.arange(0, len(speech) - 24000, 8000)
+    exact = backend.embed_windows(speech, starts, starts + 24000)
+    fast = load_backend(EmbeddingConfig(precision="bfloat16"))
+    assert fast.bfloat16 and not backend.bfloat16
+    approx = fast.embed_windows(speech, starts, starts + 24000)
+    agreement = np.sum(exact * approx, axis=1)
+    assert agreement.min() > 0.97 and np.median(agreement) > 0.99
+    assert not np.array_equal(exact, approx)  # it really ran in bfloat16
+
+
+def test_auto_precision_follows_the_cpu():
+    from diarize.embeddings.resemblyzer import native_bfloat16
+
+    assert load_backend(EmbeddingConfig()).bfloat16 == native_bfloat16()
 
 
 def test_bad_backend_configuration_is_a_typed_error(tmp_path):

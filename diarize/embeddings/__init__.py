@@ -12,7 +12,9 @@ def load_backend(config: EmbeddingConfig = EmbeddingConfig()) -> EmbeddingBacken
     if config.backend == "resemblyzer":
         from .resemblyzer import ResemblyzerBackend
 
-        return ResemblyzerBackend(weights=config.source, device=config.device, batch_size=config.batch_size)
+        return ResemblyzerBackend(
+            weights=config.source, device=config.device, batch_size=config.batch_size, precision=config.precision
+        )
     if config.backend == "ecapa":
         from .ecapa import EcapaBackend
 
