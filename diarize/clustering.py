@@ -130,9 +130,9 @@ def split_off_outliers(
     outliers = np.flatnonzero((embeddings @ centroids.T).max(axis=1) < below)
     if len(outliers) < min_windows:
         return labels
-    group = embeddings[outliers]
-    pairwise = group @ group.T
-    if len(outliers) > 1 and (pairwise.sum() - np.trace(pairwise)) / (len(outliers) * (len(outliers) - 1)) < coherence:
+    n = len(outliers)
+    pairwise = embeddings[outliers] @ embeddings[outliers].T
+    if n > 1 and (pairwise.sum() - np.trace(pairwise)) / (n * (n - 1)) < coherence:
         return labels
     labels = labels.copy()
     labels[outliers] = k
