@@ -84,6 +84,7 @@ def _worker_main(conn: Connection, pipeline_config: dict[str, Any], threads: int
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     import torch
+    from threadpoolctl import threadpool_limits
 
     from diarize.config import PipelineConfig
     from diarize.pipeline import DiarizationPipeline
@@ -93,6 +94,7 @@ def _worker_main(conn: Connection, pipeline_config: dict[str, Any], threads: int
     try:
         pipeline = DiarizationPipeline(PipelineConfig.model_validate(pipeline_config))
         torch.set_num_threads(threads)
+        threadpool_limits(threads)  # numpy's BLAS was loaded before OMP_NUM_THREADS took effect
     except Exception as exc:  # a model that cannot load is reported, not retried in a loop here
         conn.send(("broken", repr(exc)))
         return

@@ -130,3 +130,16 @@ def test_a_given_pool_runs_the_files_and_is_left_open_for_its_owner(tmp_path):
     assert [(r["file"], r["error"]) for r in rows] == [("calls/a.wav", "refused"), ("calls/b.wav", "refused")]
     again = run_batch(inputs, tmp_path / "out", BatchOptions(workers=0), pool=pool, on_start=plans.append)
     assert again.skipped == 2 and again.processed == 0 and plans[1].skipped == 2 and len(pool.seen) == 2
+
+
+def test_a_worker_keeps_every_thread_pool_to_its_share_of_the_cores():
+    """BLAS and OpenMP pools of one thread per worker: a pool per core in each worker oversubscribes the CPU."""
+    script = (
+        "from threadpoolctl import threadpool_info\n"
+        "from diarize.batch import BatchOptions\n"
+        "from diarize.batch.worker import Worker\n"
+        "Worker(BatchOptions(), threads=1)\n"
+        "print(max(pool['num_threads'] for pool in threadpool_info()))\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=True)
+    assert shown.stdout.split()[-1] == "1"
