@@ -56,7 +56,7 @@ class EmbeddingConfig(_Section):
     precision: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="GE2E LSTM arithmetic; auto: bfloat16 where the CPU computes it natively (1.7x faster)."
     )
-    num_threads: int | None = Field(None, gt=0, description="Torch threads; default all cores.")
+    num_threads: int | None = Field(None, gt=0, description="Torch, BLAS and OpenMP threads; default all cores.")
 
 
 class ClusteringConfig(_Section):

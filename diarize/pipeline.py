@@ -71,7 +71,7 @@ class DiarizationPipeline:
         self.embedding_backend = load_backend(config.embedding)
         # silero_vad sets torch to 1 thread on import: choose the count deliberately, after all imports;
         # numpy's BLAS and scikit-learn's OpenMP get the same count (one pool per core in each of several
-        # worker processes oversubscribes the CPU: batch throughput 175 -> 272 audio-h/h with 2 workers).
+        # worker processes oversubscribes the CPU: batch throughput 175 -> 283 audio-h/h with 2 workers).
         threads = config.embedding.num_threads or os.cpu_count() or 1
         torch.set_num_threads(threads)
         threadpool_limits(threads)
