@@ -131,7 +131,8 @@ def split_off_outliers(
     if len(outliers) < min_windows:
         return labels
     n = len(outliers)
-    pairwise = embeddings[outliers] @ embeddings[outliers].T
+    group = embeddings[outliers]
+    pairwise = group @ group.T
     if n > 1 and (pairwise.sum() - np.trace(pairwise)) / (n * (n - 1)) < coherence:
         return labels
     labels = labels.copy()
@@ -182,12 +183,11 @@ def cluster_embeddings(embeddings: np.ndarray, bounds: SpeakerBounds, config: Cl
         sample_labels = fold_mixtures(
             sample, sample_labels, config.blend_fit, config.blend_max_windows, bounds.min_speakers
         )
-    if config.outlier_below is not None and not bounds.exact and len(np.unique(sample_labels)) < bounds.max_speakers:
-        sample_labels = split_off_outliers(
-            sample, np.unique(sample_labels, return_inverse=True)[1], config.outlier_below,
-            config.outlier_min_windows, config.outlier_coherence,
-        )
     labels = relabel_by_appearance(sample_labels)
+    if config.outlier_below is not None and not bounds.exact and labels.max() + 1 < bounds.max_speakers:
+        labels = relabel_by_appearance(split_off_outliers(
+            sample, labels, config.outlier_below, config.outlier_min_windows, config.outlier_coherence
+        ))
     if len(subset) < n:
         centroids = centroids_of(sample, labels, int(labels.max()) + 1)
         nearest = np.argmax(embeddings @ centroids.T, axis=1)
