@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -19,19 +19,21 @@ from .postprocess import assign_utterances
 from .result import Result, Speaker, Utterance
 from .segmentation import Windows, sliding_windows
 from .speaker_count import SpeakerBounds, speaker_bounds
-from .vad import SileroVAD
+from .vad import SileroVAD, frame_energies_db, interior_pauses
 
 ProgressCallback = Callable[[str, float], None]
 
 
 @dataclass(frozen=True)
 class SpeechEmbeddings:
-    """The expensive half of the pipeline's work: where speech is, and one embedding per window."""
+    """The expensive half of the pipeline's work: where speech is, and one embedding per window
+    (``energies_db``: the signal's 10 ms frame energies, where pauses inside speech are found)."""
 
     regions: np.ndarray
     windows: Windows
     embeddings: np.ndarray
     duration: float
+    energies_db: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def label_speakers(
@@ -43,8 +45,12 @@ def label_speakers(
     """The cheap half: cluster the window embeddings and turn window labels into utterances."""
     result = cluster_embeddings(features.embeddings, bounds, clustering)
     similarity = features.embeddings @ result.centroids.T
+    pauses = None
+    if postprocess.min_pause is not None:
+        pauses = interior_pauses(features.regions, features.energies_db, postprocess.min_pause,
+                                 postprocess.pause_floor_window, postprocess.pause_level, postprocess.pause_depth_db)
     utterances, clusters = assign_utterances(
-        features.regions, features.windows, result.labels, similarity, features.duration, postprocess
+        features.regions, features.windows, result.labels, similarity, features.duration, postprocess, pauses
     )
     speakers = [
         Speaker(
@@ -81,14 +87,15 @@ class DiarizationPipeline:
         report = progress or (lambda stage, fraction: None)
         samples = audio.mono()
         report("vad", 0.05)
-        regions = self.vad(samples)
+        energies_db = frame_energies_db(samples)
+        regions = self.vad(samples, energies_db)
         windows = sliding_windows(regions, audio.duration, self.config.segmentation)
         report("embed", 0.1)
         starts, ends = windows.sample_bounds(audio.sample_rate)
         embeddings = self.embedding_backend.embed_windows(
             samples, starts, ends, progress=lambda f: report("embed", 0.1 + 0.8 * f)
         )
-        return SpeechEmbeddings(regions, windows, embeddings, audio.duration)
+        return SpeechEmbeddings(regions, windows, embeddings, audio.duration, energies_db)
 
     def __call__(
         self,

@@ -51,12 +51,14 @@ def assign_utterances(
     similarity: np.ndarray,
     duration: float,
     config: PostprocessConfig = PostprocessConfig(),
+    pauses: np.ndarray | None = None,
 ) -> tuple[list[Utterance], dict[str, int]]:
     """Label every speech region frame by frame and return merged, time-ordered utterances.
 
     ``labels`` and ``similarity`` (window × speaker cosine to centroids) come from clustering.
     Speaker changes inside a region fall where the weighted window votes cross; a median-like
     box filter over votes of ``config.smoothing`` seconds keeps labels from flickering.
+    ``pauses`` (quiet stretches inside regions, seconds) are cut out of the utterances last.
     Speakers are named A, B, … in order of first appearance; the mapping from name to cluster
     index is returned too (clusters that lost all their speech are dropped).
     """
@@ -85,6 +87,8 @@ def assign_utterances(
             merged[-1][2] = end
         else:
             merged.append([label, start, end])
+    if pauses is not None and len(pauses):
+        merged = cut_pauses(merged, pauses, config.frame_step)
     confidence = window_confidence(similarity, labels)
     names: dict[int, str] = {}
     utterances = []
@@ -98,6 +102,21 @@ def assign_utterances(
             name = names.setdefault(label, speaker_label(len(names)))
         utterances.append(Utterance(name, round(start, 3), round(end, 3), round(conf, 3)))
     return utterances, {name: index for index, name in names.items()}
+
+
+def cut_pauses(pieces: list[list], pauses: np.ndarray, min_duration: float) -> list[list]:
+    """``[label, start, end]`` pieces with the ``pauses`` removed; fragments under ``min_duration`` are dropped."""
+    out: list[list] = []
+    for label, start, end in pieces:
+        first, last = np.searchsorted(pauses[:, 1], start, "right"), np.searchsorted(pauses[:, 0], end, "left")
+        cursor = start
+        for pause_start, pause_end in pauses[first:last]:
+            if pause_start - cursor >= min_duration:
+                out.append([label, cursor, float(pause_start)])
+            cursor = max(cursor, float(pause_end))
+        if end - cursor >= min_duration:
+            out.append([label, cursor, end])
+    return out
 
 
 def _absorb_short(pieces: list[list], min_duration: float) -> list[list]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.ndimage import percentile_filter
 
 from .config import VADConfig
 
@@ -77,13 +78,16 @@ class SileroVAD:
         self.model.reset_states()
         return probs
 
-    def __call__(self, samples: np.ndarray) -> np.ndarray:
-        """Speech regions as a ``(k, 2)`` float array of [start, end] seconds, sorted, non-overlapping."""
+    def __call__(self, samples: np.ndarray, energies_db: np.ndarray | None = None) -> np.ndarray:
+        """Speech regions as a ``(k, 2)`` float array of [start, end] seconds, sorted, non-overlapping.
+
+        ``energies_db`` (from :func:`frame_energies_db`) saves recomputing them when the caller has them."""
         gain = loudness_gain(samples, self.config.target_rms_dbfs) if self.config.normalize_loudness else 1.0
         probs = self.speech_probabilities(samples, gain)
         regions = regions_from_probabilities(probs, self.frame_duration, len(samples) / _SAMPLE_RATE, self.config)
         if self.config.refine_boundaries:
-            regions = refine_boundaries(regions, frame_energies_db(samples), len(samples) / _SAMPLE_RATE, self.config)
+            energies_db = frame_energies_db(samples) if energies_db is None else energies_db
+            regions = refine_boundaries(regions, energies_db, len(samples) / _SAMPLE_RATE, self.config)
         return regions
 
 
@@ -119,8 +123,10 @@ def regions_from_probabilities(probs: np.ndarray, frame: float, duration: float,
 
 
 _ENERGY_HOP = 160  # 10 ms at 16 kHz; energy frames are two hops (20 ms) long
+ENERGY_STEP = _ENERGY_HOP / _SAMPLE_RATE  # seconds between the frames of frame_energies_db
 _ENERGY_RUN = 3  # frames above the threshold in a row that count as sound (30 ms), so clicks do not
 _MIN_CONTRAST_DB = 10.0  # speech this far above the background at least, or edges are left alone
+_MAX_DEPTH_DB = 35.0  # sound this far below the speech level is never speech
 
 
 def frame_energies_db(samples: np.ndarray, block_hops: int = 60_000) -> np.ndarray:
@@ -132,6 +138,21 @@ def frame_energies_db(samples: np.ndarray, block_hops: int = 60_000) -> np.ndarr
         per_hop[first : first + len(block)] = np.einsum("ij,ij->i", block, block, dtype=np.float64)
     frames = (per_hop[:-1] + per_hop[1:]) / (2 * _ENERGY_HOP)
     return 10.0 * np.log10(frames + 1e-12)
+
+
+def _loud_frames(energies_db: np.ndarray, threshold: np.ndarray | float) -> np.ndarray:
+    """Frames inside a run of at least ``_ENERGY_RUN`` frames above ``threshold`` (so clicks are not sound)."""
+    above = (energies_db > threshold).astype(np.int8)
+    return np.convolve(above, np.ones(_ENERGY_RUN, np.int8), "same") >= _ENERGY_RUN
+
+
+def _frame_spans(regions: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Regions (seconds) as energy-frame indices ``[a, b)``, and the mask of frames inside any region."""
+    index = np.clip(np.round(regions / ENERGY_STEP).astype(np.int64), 0, n_frames)
+    inside = np.zeros(n_frames, dtype=bool)
+    for a, b in index:
+        inside[a:b] = True
+    return index, inside
 
 
 def _fill_short_gaps(active: np.ndarray, max_gap: int) -> np.ndarray:
@@ -158,19 +179,15 @@ def refine_boundaries(regions: np.ndarray, energies_db: np.ndarray, duration: fl
     n = len(energies_db)
     if len(regions) == 0 or n == 0:
         return regions
-    frame = _ENERGY_HOP / _SAMPLE_RATE
-    index = np.clip(np.round(regions / frame).astype(np.int64), 0, n)
-    inside = np.zeros(n, dtype=bool)
-    for a, b in index:
-        inside[a:b] = True
+    frame = ENERGY_STEP
+    index, inside = _frame_spans(regions, n)
     if not inside.any():
         return regions
     level, floor = np.percentile(energies_db[inside], 95), np.percentile(energies_db, 10)
     if level - floor < _MIN_CONTRAST_DB:  # no speech above the background to place edges by
         return regions
-    threshold = max(floor + config.refine_level * (level - floor), level - 35.0)
-    loud = np.convolve((energies_db > threshold).astype(np.int8), np.ones(_ENERGY_RUN, np.int8), "same") >= _ENERGY_RUN
-    sound = _fill_short_gaps(loud, int(round(config.refine_gap / frame)))
+    threshold = max(floor + config.refine_level * (level - floor), level - _MAX_DEPTH_DB)
+    sound = _fill_short_gaps(_loud_frames(energies_db, threshold), int(round(config.refine_gap / frame)))
     reach = int(round(config.refine_reach / frame))
     out = []
     for a, b in index:
@@ -199,3 +216,44 @@ def refine_boundaries(regions: np.ndarray, energies_db: np.ndarray, duration: fl
     refined = np.array(merged, dtype=np.float64).reshape(-1, 2)
     refined[:, 1] = np.minimum(refined[:, 1], duration)
     return refined[refined[:, 1] - refined[:, 0] >= config.min_speech]
+
+
+def interior_pauses(
+    regions: np.ndarray,
+    energies_db: np.ndarray,
+    min_pause: float,
+    floor_window: float = 2.0,
+    level: float = 0.3,
+    min_depth_db: float = 15.0,
+) -> np.ndarray:
+    """Quiet stretches of at least ``min_pause`` seconds inside speech regions, as a ``(k, 2)`` array of seconds.
+
+    Silero's hysteresis and the bridging of short pauses leave a speaker's half-second pauses inside a region.
+    Quiet is judged against the local noise floor (10th percentile of the energy over ``floor_window``
+    seconds): ``level`` of the way from it to the speech level, at least ``min_depth_db`` below the speech
+    level (a steady voice fills a whole window) and never over 35 dB below it.
+    """
+    n = len(energies_db)
+    if len(regions) == 0 or n == 0:
+        return np.zeros((0, 2))
+    index, inside = _frame_spans(regions, n)
+    if not inside.any():
+        return np.zeros((0, 2))
+    speech_level = np.percentile(energies_db[inside], 95)
+    if speech_level - np.percentile(energies_db, 10) < _MIN_CONTRAST_DB:
+        return np.zeros((0, 2))
+    floor = percentile_filter(energies_db, 10, size=max(int(round(floor_window / ENERGY_STEP)), 1), mode="nearest")
+    threshold = np.clip(floor + level * (speech_level - floor), speech_level - _MAX_DEPTH_DB, speech_level - min_depth_db)
+    centres = _loud_frames(energies_db, threshold)  # the middle frames of each run: widen to whole runs
+    loud = np.convolve(centres.astype(np.int8), np.ones(_ENERGY_RUN, np.int8), "same") > 0
+    pauses = []
+    for a, b in index:
+        edges = np.diff(loud[a:b].astype(np.int8))
+        quiet_starts, quiet_ends = np.flatnonzero(edges == -1) + 1, np.flatnonzero(edges == 1) + 1
+        if len(quiet_ends) and len(quiet_starts) and quiet_ends[0] < quiet_starts[0]:
+            quiet_ends = quiet_ends[1:]  # quiet at the region's start is the VAD's edge, not a pause
+        for start, end in zip(quiet_starts, quiet_ends):
+            # a loud frame sounds for two hops: the pause begins one hop after the last loud frame
+            if (end - start - 1) * ENERGY_STEP >= min_pause:
+                pauses.append(((a + start + 1) * ENERGY_STEP, (a + end) * ENERGY_STEP))
+    return np.array(pauses, dtype=np.float64).reshape(-1, 2)

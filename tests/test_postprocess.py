@@ -35,6 +35,15 @@ def test_flicker_is_smoothed_away_and_same_speaker_pieces_merge():
     assert clusters == {"A": 0}  # B lost all its speech and is dropped
 
 
+def test_pauses_are_cut_out_of_utterances_on_both_sides_of_a_change():
+    regions = np.array([[0.0, 10.0]])
+    windows = sliding_windows(regions, 10.0, SegmentationConfig(window=1.5, hop=0.25))
+    labels = (windows.centers > 6.0).astype(np.int64)
+    pauses = np.array([[2.0, 2.7], [5.6, 6.5], [9.97, 10.0]])
+    utterances, _ = assign_utterances(regions, windows, labels, one_hot_similarity(labels, 2), 10.0, pauses=pauses)
+    assert [(u.speaker, u.start, u.end) for u in utterances] == [("A", 0.0, 2.0), ("A", 2.7, 5.6), ("B", 6.5, 9.97)]
+
+
 def test_distant_same_speaker_pieces_stay_apart():
     regions = np.array([[0.0, 3.0], [5.0, 8.0]])
     windows = sliding_windows(regions, 8.0)
