@@ -242,7 +242,8 @@ def interior_pauses(
     speech_level = np.percentile(energies_db[inside], 95)
     if speech_level - np.percentile(energies_db, 10) < _MIN_CONTRAST_DB:
         return np.zeros((0, 2))
-    floor = percentile_filter(energies_db, 10, size=max(int(round(floor_window / ENERGY_STEP)), 1), mode="nearest")
+    size = min(max(int(round(floor_window / ENERGY_STEP)), 1), n)  # longer than the file is the file's floor
+    floor = percentile_filter(energies_db, 10, size=size, mode="nearest")
     threshold = np.clip(floor + level * (speech_level - floor), speech_level - _MAX_DEPTH_DB, speech_level - min_depth_db)
     centres = _loud_frames(energies_db, threshold)  # the middle frames of each run: widen to whole runs
     loud = np.convolve(centres.astype(np.int8), np.ones(_ENERGY_RUN, np.int8), "same") > 0

@@ -163,7 +163,9 @@ def test_interior_pauses_follow_the_local_noise_floor():
     energies = frame_energies_db(signal)
     pauses = interior_pauses(regions, energies, min_pause=0.5)
     assert pauses == pytest.approx(np.array([[2.0, 2.8], [7.0, 7.8]]), abs=0.03)
-    assert len(interior_pauses(regions, energies, min_pause=0.5, floor_window=12.0)) == 1  # one floor for the file
+    whole_file = interior_pauses(regions, energies, min_pause=0.5, floor_window=12.0)
+    assert len(whole_file) == 1  # one floor for the file
+    assert np.array_equal(interior_pauses(regions, energies, min_pause=0.5, floor_window=1e6), whole_file)
 
 
 @pytest.mark.parametrize("reader", ["1688", "2609"])
