@@ -94,7 +94,7 @@ class PostprocessConfig(_Section):
         0.5, gt=0, description="Cut quiet stretches this long (s) inside speech regions out of utterances; None keeps them."
     )
     pause_floor_window: float = Field(2.0, gt=0, description="Pauses are quiet against the noise floor over this long (s).")
-    pause_level: float = Field(0.3, gt=0, lt=1, description="Quiet: under this share of the way from floor to speech level.")
+    pause_level: float = Field(0.2, gt=0, lt=1, description="Quiet: under this share of the way from floor to speech level.")
     pause_depth_db: float = Field(15.0, ge=0, description="Quiet: at least this far below the speech level.")
     unknown_confidence: float = Field(0.0, ge=0, le=1, description="Utterances below this confidence become UNKNOWN.")
 

@@ -223,7 +223,7 @@ def interior_pauses(
     energies_db: np.ndarray,
     min_pause: float,
     floor_window: float = 2.0,
-    level: float = 0.3,
+    level: float = 0.2,
     min_depth_db: float = 15.0,
 ) -> np.ndarray:
     """Quiet stretches of at least ``min_pause`` seconds inside speech regions, as a ``(k, 2)`` array of seconds.
