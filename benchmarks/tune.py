@@ -23,7 +23,6 @@ from diarize.pipeline import DiarizationPipeline, SpeechEmbeddings, label_speake
 from diarize.result import annotation_from_utterances
 from diarize.segmentation import Windows
 from diarize.speaker_count import speaker_bounds
-from diarize.vad import frame_energies_db
 
 from . import cache_root
 from .datasets import Item, ami_items, call_items, sim_items
@@ -47,8 +46,8 @@ def items_of(name: str) -> list[Item]:
 
 def cached_features(items: list[Item], base: PipelineConfig) -> list[SpeechEmbeddings]:
     """Front-end output per file, kept on disk per front-end configuration (VAD, windows, embedding)
-    (frame energies are added to files cached before they were part of it)."""
-    front = base.model_dump_json(include={"audio", "vad", "segmentation", "embedding"})
+    and cache layout (``v2``: with frame energies)."""
+    front = "v2" + base.model_dump_json(include={"audio", "vad", "segmentation", "embedding"})
     folder = cache_root() / "features" / hashlib.sha256(front.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     pipeline = None
@@ -61,10 +60,7 @@ def cached_features(items: list[Item], base: PipelineConfig) -> list[SpeechEmbed
             print(f"front end {n}/{len(items)}: {item.uri}", flush=True)
             np.savez(path, regions=f.regions, starts=f.windows.starts, ends=f.windows.ends, region=f.windows.region,
                      embeddings=f.embeddings, duration=f.duration, energies_db=f.energies_db)
-        data = dict(np.load(path))
-        if "energies_db" not in data:
-            data["energies_db"] = frame_energies_db(load_audio(item.audio, base.audio).mono())
-            np.savez(path, **data)
+        data = np.load(path)
         windows = Windows(data["starts"], data["ends"], data["region"])
         out.append(SpeechEmbeddings(data["regions"], windows, data["embeddings"], float(data["duration"]),
                                     data["energies_db"]))

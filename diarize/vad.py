@@ -146,13 +146,24 @@ def _loud_frames(energies_db: np.ndarray, threshold: np.ndarray | float) -> np.n
     return np.convolve(above, np.ones(_ENERGY_RUN, np.int8), "same") >= _ENERGY_RUN
 
 
-def _frame_spans(regions: np.ndarray, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Regions (seconds) as energy-frame indices ``[a, b)``, and the mask of frames inside any region."""
-    index = np.clip(np.round(regions / ENERGY_STEP).astype(np.int64), 0, n_frames)
-    inside = np.zeros(n_frames, dtype=bool)
+def _speech_against_background(
+    regions: np.ndarray, energies_db: np.ndarray
+) -> tuple[np.ndarray, float, float] | None:
+    """Regions (seconds) as energy-frame indices ``[a, b)``, the speech level (95th percentile inside them)
+    and the file's floor (10th percentile); None when no speech stands ``_MIN_CONTRAST_DB`` above the floor."""
+    n = len(energies_db)
+    if len(regions) == 0 or n == 0:
+        return None
+    index = np.clip(np.round(regions / ENERGY_STEP).astype(np.int64), 0, n)
+    inside = np.zeros(n, dtype=bool)
     for a, b in index:
         inside[a:b] = True
-    return index, inside
+    if not inside.any():
+        return None
+    level, floor = float(np.percentile(energies_db[inside], 95)), float(np.percentile(energies_db, 10))
+    if level - floor < _MIN_CONTRAST_DB:
+        return None
+    return index, level, floor
 
 
 def _fill_short_gaps(active: np.ndarray, max_gap: int) -> np.ndarray:
@@ -176,16 +187,11 @@ def refine_boundaries(regions: np.ndarray, energies_db: np.ndarray, duration: fl
     are missed); the energy of the signal places them to 10 ms. An edge grows while the sound goes on
     (dips shorter than ``refine_gap`` bridged) and shrinks when the region starts or ends in silence.
     """
-    n = len(energies_db)
-    if len(regions) == 0 or n == 0:
+    speech = _speech_against_background(regions, energies_db)
+    if speech is None:  # no speech above the background to place edges by
         return regions
-    frame = ENERGY_STEP
-    index, inside = _frame_spans(regions, n)
-    if not inside.any():
-        return regions
-    level, floor = np.percentile(energies_db[inside], 95), np.percentile(energies_db, 10)
-    if level - floor < _MIN_CONTRAST_DB:  # no speech above the background to place edges by
-        return regions
+    index, level, floor = speech
+    n, frame = len(energies_db), ENERGY_STEP
     threshold = max(floor + config.refine_level * (level - floor), level - _MAX_DEPTH_DB)
     sound = _fill_short_gaps(_loud_frames(energies_db, threshold), int(round(config.refine_gap / frame)))
     reach = int(round(config.refine_reach / frame))
@@ -233,16 +239,11 @@ def interior_pauses(
     seconds): ``level`` of the way from it to the speech level, at least ``min_depth_db`` below the speech
     level (a steady voice fills a whole window) and never over 35 dB below it.
     """
-    n = len(energies_db)
-    if len(regions) == 0 or n == 0:
+    speech = _speech_against_background(regions, energies_db)
+    if speech is None:
         return np.zeros((0, 2))
-    index, inside = _frame_spans(regions, n)
-    if not inside.any():
-        return np.zeros((0, 2))
-    speech_level = np.percentile(energies_db[inside], 95)
-    if speech_level - np.percentile(energies_db, 10) < _MIN_CONTRAST_DB:
-        return np.zeros((0, 2))
-    size = min(max(int(round(floor_window / ENERGY_STEP)), 1), n)  # longer than the file is the file's floor
+    index, speech_level, _ = speech
+    size = min(max(int(round(floor_window / ENERGY_STEP)), 1), len(energies_db))  # longer than the file is the file's floor
     floor = percentile_filter(energies_db, 10, size=size, mode="nearest")
     threshold = np.clip(floor + level * (speech_level - floor), speech_level - _MAX_DEPTH_DB, speech_level - min_depth_db)
     centres = _loud_frames(energies_db, threshold)  # the middle frames of each run: widen to whole runs
