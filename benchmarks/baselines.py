@@ -14,7 +14,8 @@ With ``min_clusters=1`` spectralcluster's single-cluster test (GMM-BIC on affini
 every file of the benchmark one speaker, since neighbouring 62.5 ms-hop partials are near-duplicates; the README's
 ``min_clusters=2`` is kept. Fewer than 3 partials (under ~1.7 s of speech) are labelled one speaker.
 Baseline (b), k-means given the true speaker count, is our own pipeline run with
-``ClusteringConfig(method="kmeans")`` and ``num_speakers=<true count>`` (see ``runner.py``).
+``ClusteringConfig(method="kmeans", oversplit=1.0)`` (k clusters, no over-split and merge) and
+``num_speakers=<true count>`` (see ``runner.py``).
 """
 
 from __future__ import annotations

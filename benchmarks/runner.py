@@ -116,7 +116,7 @@ def _load_systems(opts: Options) -> dict[str, Any]:
     if "ours" in opts.systems or "embeddings" in opts.sets:
         systems["ours"] = Ours("ours", opts.config)
     if "oracle-kmeans" in opts.systems:
-        clustering = opts.config.clustering.model_copy(update={"method": "kmeans"})
+        clustering = opts.config.clustering.model_copy(update={"method": "kmeans", "oversplit": 1.0})
         kmeans = opts.config.model_copy(update={"clustering": clustering})
         systems["oracle-kmeans"] = Ours("oracle-kmeans", kmeans, oracle=True)
     if "baseline" in opts.systems:

@@ -67,8 +67,11 @@ def cached_features(items: list[Item], base: PipelineConfig) -> list[SpeechEmbed
     return out
 
 
-def score_grid(items: list[Item], base: PipelineConfig, grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """One summary row per grid point (front end computed once per file with ``base``)."""
+def score_grid(
+    items: list[Item], base: PipelineConfig, grid: dict[str, list[Any]], count_hint: bool = False
+) -> list[dict[str, Any]]:
+    """One summary row per grid point (front end computed once per file with ``base``); with ``count_hint``
+    each file is clustered given its true speaker count, as a user passing ``num_speakers`` would."""
     features = cached_features(items, base)
     rows = []
     for values in itertools.product(*grid.values()):
@@ -76,7 +79,8 @@ def score_grid(items: list[Item], base: PipelineConfig, grid: dict[str, list[Any
         config = with_overrides(base, overrides)
         scorer = Scorer()
         for item, feats in zip(items, features):
-            utterances, _ = label_speakers(feats, speaker_bounds(feats.duration), config.clustering, config.postprocess)
+            bounds = speaker_bounds(feats.duration, num_speakers=item.num_speakers if count_hint else None)
+            utterances, _ = label_speakers(feats, bounds, config.clustering, config.postprocess)
             hypothesis: Annotation = annotation_from_utterances(utterances, item.uri)
             scorer.add(item.reference, hypothesis, item.uem, item.num_speakers, 0.0, item.duration)
         summary = scorer.summary()
@@ -91,9 +95,10 @@ def main() -> None:
     parser.add_argument("--split", default="tune", help="tune, heldout, calls or ami")
     parser.add_argument("--config", help="base PipelineConfig JSON (front end and defaults)")
     parser.add_argument("--grid", default="{}", help='JSON {"section.field": [values]}')
+    parser.add_argument("--count-hint", action="store_true", help="give the clustering each file's true speaker count")
     args = parser.parse_args()
     base = PipelineConfig.model_validate_json(open(args.config).read()) if args.config else PipelineConfig()
-    score_grid(items_of(args.split), base, json.loads(args.grid))
+    score_grid(items_of(args.split), base, json.loads(args.grid), args.count_hint)
 
 
 if __name__ == "__main__":

@@ -163,20 +163,22 @@ def cluster_embeddings(embeddings: np.ndarray, bounds: SpeakerBounds, config: Cl
     subset = representative_indices(n, config.max_windows)
     sample = embeddings[subset]
     estimate = estimate_speaker_count(sample, bounds, config.p_percentile_grid)
-    k = estimate.num_speakers
+    # Over-split, then merge look-alikes: merging is safer than splitting blends. With a known count the
+    # merging goes down to exactly that count, whatever the similarity.
+    k = int(np.ceil(estimate.num_speakers * config.oversplit))
     if not bounds.exact:
-        # Over-split, then let the centroid merge decide: merging look-alikes is safer than splitting blends.
-        k = min(int(np.ceil(k * config.oversplit)), bounds.max_speakers)
-        if k != estimate.num_speakers:
-            estimate = estimate_speaker_count(sample, SpeakerBounds(k, k), config.p_percentile_grid)
+        k = min(k, bounds.max_speakers)
     k = min(k, len(sample))
+    if k != estimate.num_speakers:
+        estimate = estimate_speaker_count(sample, SpeakerBounds(k, k), config.p_percentile_grid)
     if config.method == "spectral":
         features = _unit(spectral_embedding(estimate.affinity, k))
     else:
         features = sample
     sample_labels = KMeans(k, init="k-means++", n_init=10, random_state=config.seed).fit_predict(features)
+    threshold = -1.0 if bounds.exact else config.merge_threshold
     sample_labels = merge_similar_clusters(
-        sample, sample_labels, config.merge_threshold, bounds.min_speakers, config.min_cluster_windows,
+        sample, sample_labels, threshold, bounds.min_speakers, config.min_cluster_windows,
         config.last_pair_threshold, config.small_merge_threshold, config.small_cluster_windows,
     )
     if config.blend_fit is not None:

@@ -65,7 +65,7 @@ class ClusteringConfig(_Section):
     method: Literal["spectral", "kmeans"] = "spectral"
     seed: int = 0
     max_windows: int = Field(1000, gt=10, description="Cluster at most this many windows; assign the rest.")
-    oversplit: float = Field(1.5, ge=1.0, description="Cluster into this many times the eigengap count, then merge.")
+    oversplit: float = Field(1.5, ge=1.0, description="Cluster into this many times the eigengap (or given) count, then merge.")
     merge_threshold: float = Field(0.84, description="Merge clusters whose centroids' cosine is above this.")
     last_pair_threshold: float | None = Field(
         0.78, description="The last two clusters merge above this cosine (one voice or two); default merge_threshold."
