@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import KMeans
+from sklearn.mixture import GaussianMixture
 
 from .config import ClusteringConfig
 from .speaker_count import SpeakerBounds, estimate_speaker_count, spectral_embedding
@@ -41,9 +42,26 @@ def representative_indices(n: int, limit: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
 
 
+# A two-component 1-D mixture (five parameters) says nothing about fewer windows than this per component.
+_MIN_WINDOWS_PER_MODE = 3
+
+
+def bimodal_bic(values: np.ndarray) -> float:
+    """How much better two Gaussians fit ``values`` than one: the BIC difference per value (positive: two modes).
+
+    Projected on the line through their centroids, two voices' windows form two modes; the halves of one
+    voice that k-means cut apart form one, however far apart their centroids.
+    """
+    x = np.asarray(values, dtype=np.float64).reshape(-1, 1)
+    one = GaussianMixture(1).fit(x).bic(x)
+    two = GaussianMixture(2, n_init=3, random_state=0).fit(x).bic(x)
+    return float((one - two) / len(x))
+
+
 def merge_similar_clusters(
     embeddings: np.ndarray, labels: np.ndarray, threshold: float, min_clusters: int, min_size: int = 1,
     last_pair_threshold: float | None = None, small_threshold: float | None = None, small_windows: int = 0,
+    bimodal_above: float | None = None, bimodal_below: float = 1.0,
 ) -> np.ndarray:
     """Merge clusters whose centroids are more similar than ``threshold``, and clusters smaller
     than ``min_size``, most similar pair first, never going below ``min_clusters``.
@@ -52,8 +70,11 @@ def merge_similar_clusters(
     few windows give a noisy centroid, so the halves of one voice look less alike.
     The last two clusters merge above ``last_pair_threshold`` (default ``threshold``): among many voices a
     close pair is likely two people, but two clusters that alike are likelier one voice split in two.
+    With ``bimodal_above``, a pair under cosine ``bimodal_below`` whose windows give a ``bimodal_bic`` above
+    it along the line through both centroids is kept apart (until either cluster changes): two look-alike voices.
     """
     labels = labels.copy()
+    kept_apart: set[tuple[int, int]] = set()
     while True:
         present = np.unique(labels)
         k = len(present)
@@ -69,13 +90,22 @@ def merge_similar_clusters(
             a = small[np.argmin(sizes[small])]
             b = int(np.argmax(similarity[a]))
         else:
+            for x, y in kept_apart:
+                similarity[np.searchsorted(present, x), np.searchsorted(present, y)] = -np.inf
             a, b = np.unravel_index(np.argmax(similarity), similarity.shape)
             needed = threshold if k > 2 or last_pair_threshold is None else last_pair_threshold
             if small_threshold is not None and min(sizes[a], sizes[b]) < small_windows:
                 needed = min(needed, small_threshold)
             if similarity[a, b] < needed:
                 return labels
+            if bimodal_above is not None and k > 2 and similarity[a, b] < bimodal_below and \
+                    min(sizes[a], sizes[b]) >= _MIN_WINDOWS_PER_MODE:
+                members = (remap == a) | (remap == b)
+                if bimodal_bic(embeddings[members] @ (centroids[a] - centroids[b])) > bimodal_above:
+                    kept_apart |= {(present[a], present[b]), (present[b], present[a])}
+                    continue
         labels[remap == a] = present[b]
+        kept_apart = {p for p in kept_apart if present[a] not in p and present[b] not in p}
 
 
 def mixture_fit(target: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
@@ -180,6 +210,7 @@ def cluster_embeddings(embeddings: np.ndarray, bounds: SpeakerBounds, config: Cl
     sample_labels = merge_similar_clusters(
         sample, sample_labels, threshold, bounds.min_speakers, config.min_cluster_windows,
         config.last_pair_threshold, config.small_merge_threshold, config.small_cluster_windows,
+        None if bounds.exact else config.bimodal_above, config.bimodal_below,
     )
     if config.blend_fit is not None:
         sample_labels = fold_mixtures(

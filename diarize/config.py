@@ -75,6 +75,11 @@ class ClusteringConfig(_Section):
     )
     small_cluster_windows: int = Field(20, ge=1)
     min_cluster_windows: int = Field(3, ge=1, description="Fold clusters with fewer windows into their nearest.")
+    bimodal_above: float | None = Field(
+        1.35, description="Keep apart a pair whose windows, on the line through both centroids, fit two Gaussians "
+        "better than one by this BIC per window (two look-alike voices); None merges on cosine alone.",
+    )
+    bimodal_below: float = Field(0.88, description="Only pairs under this cosine are tested for two modes.")
     blend_fit: float | None = Field(0.84, description="Fold small clusters this well fit by a mix of two others.")
     blend_max_windows: int = Field(10, ge=1, description="Largest cluster blend_fit may fold.")
     outlier_below: float | None = Field(0.65, description="Windows this unlike every cluster may form a new one.")

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from diarize.clustering import (
+    bimodal_bic,
     cluster_embeddings,
     fold_mixtures,
     merge_similar_clusters,
@@ -103,6 +104,43 @@ def test_small_clusters_merge_at_their_own_lower_threshold():
     labels = np.repeat(np.arange(3), [25, 25, 30])
     kept = merge_similar_clusters(many, labels, 0.84, 1, small_threshold=0.82, small_windows=20)
     assert len(np.unique(kept)) == 3
+
+
+def look_alike_pair(two_voices: bool, per_cluster: int = 30, dim: int = 16, seed: int = 0):
+    """Two clusters whose centroids sit at cosine about 0.86, beside a third, unrelated voice (labels 0, 1, 2).
+
+    ``two_voices``: two tight voices either side of the first axis. Otherwise one voice spread along the
+    second axis, cut in two halves by the sign of that spread, as k-means cuts an elongated cluster.
+    """
+    rng = np.random.default_rng(seed)
+    axis, across, other = np.eye(dim)[0], np.eye(dim)[1], np.eye(dim)[2]
+    noise = lambda n, scale: scale * rng.standard_normal((n, dim)) / np.sqrt(dim)  # noqa: E731
+    if two_voices:
+        offsets = np.repeat([-0.27, 0.27], per_cluster)
+        pair = axis + offsets[:, None] * across + noise(2 * per_cluster, 0.1)
+    else:
+        spread = 0.4 * rng.standard_normal(2 * per_cluster)
+        pair = axis + spread[:, None] * across + noise(2 * per_cluster, 0.1)
+        offsets = spread
+    x = np.vstack([pair, other + noise(per_cluster, 0.1)])
+    labels = np.concatenate([(offsets > 0).astype(int), np.full(per_cluster, 2)])
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
+
+
+def test_two_modes_along_the_centroid_line_keep_look_alike_voices_apart():
+    for two_voices in (True, False):
+        x, labels = look_alike_pair(two_voices)
+        a, b = (x[labels == c].mean(axis=0) for c in (0, 1))
+        assert 0.84 < a @ b / (np.linalg.norm(a) * np.linalg.norm(b)) < 0.88  # both merge on cosine alone
+        assert len(np.unique(merge_similar_clusters(x, labels, 0.84, 1))) == 2
+        score = bimodal_bic(x[labels < 2] @ (a - b))
+        kept = merge_similar_clusters(x, labels, 0.84, 1, bimodal_above=1.35, bimodal_below=0.88)
+        if two_voices:
+            assert score > 1.35 and len(np.unique(kept)) == 3
+        else:
+            assert score < 1.35 and len(np.unique(kept)) == 2
+    x, labels = look_alike_pair(True)
+    assert len(np.unique(merge_similar_clusters(x, labels, 0.84, 1, bimodal_above=1.35, bimodal_below=0.85))) == 2
 
 
 def near(direction: np.ndarray, count: int, seed: int, spread: float = 0.2) -> np.ndarray:
