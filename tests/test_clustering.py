@@ -113,16 +113,10 @@ def look_alike_pair(two_voices: bool, per_cluster: int = 30, dim: int = 16, seed
     second axis, cut in two halves by the sign of that spread, as k-means cuts an elongated cluster.
     """
     rng = np.random.default_rng(seed)
-    axis, across, other = np.eye(dim)[0], np.eye(dim)[1], np.eye(dim)[2]
-    noise = lambda n, scale: scale * rng.standard_normal((n, dim)) / np.sqrt(dim)  # noqa: E731
-    if two_voices:
-        offsets = np.repeat([-0.27, 0.27], per_cluster)
-        pair = axis + offsets[:, None] * across + noise(2 * per_cluster, 0.1)
-    else:
-        spread = 0.4 * rng.standard_normal(2 * per_cluster)
-        pair = axis + spread[:, None] * across + noise(2 * per_cluster, 0.1)
-        offsets = spread
-    x = np.vstack([pair, other + noise(per_cluster, 0.1)])
+    axis, across, other = np.eye(dim)[:3]
+    offsets = np.repeat([-0.27, 0.27], per_cluster) if two_voices else 0.4 * rng.standard_normal(2 * per_cluster)
+    centres = np.vstack([axis + offsets[:, None] * across, np.tile(other, (per_cluster, 1))])
+    x = centres + 0.1 * rng.standard_normal(centres.shape) / np.sqrt(dim)
     labels = np.concatenate([(offsets > 0).astype(int), np.full(per_cluster, 2)])
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
 
