@@ -44,10 +44,12 @@ def items_of(name: str) -> list[Item]:
     return call_items() if name == "calls" else ami_items()
 
 
-def cached_features(items: list[Item], base: PipelineConfig) -> list[SpeechEmbeddings]:
-    """Front-end output per file, kept on disk per front-end configuration (VAD, windows, embedding)
-    and cache layout (``v2``: with frame energies)."""
+def cached_features(items: list[Item], base: PipelineConfig, gain_db: float = 0.0) -> list[SpeechEmbeddings]:
+    """Front-end output per file, kept on disk per front-end configuration (VAD, windows, embedding),
+    cache layout (``v2``: with frame energies) and ``gain_db`` applied to the audio (a quieter or louder
+    recording of the same files)."""
     front = "v2" + base.model_dump_json(include={"audio", "vad", "segmentation", "embedding"})
+    front += f"gain{gain_db:g}" if gain_db else ""
     folder = cache_root() / "features" / hashlib.sha256(front.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     pipeline = None
@@ -56,7 +58,9 @@ def cached_features(items: list[Item], base: PipelineConfig) -> list[SpeechEmbed
         path = folder / f"{item.uri}.npz"
         if not path.exists():
             pipeline = pipeline or DiarizationPipeline(base)
-            f = pipeline.embed_speech(load_audio(item.audio, base.audio))
+            audio = load_audio(item.audio, base.audio)
+            np.multiply(audio.samples, np.float32(10 ** (gain_db / 20)), out=audio.samples)
+            f = pipeline.embed_speech(audio)
             print(f"front end {n}/{len(items)}: {item.uri}", flush=True)
             np.savez(path, regions=f.regions, starts=f.windows.starts, ends=f.windows.ends, region=f.windows.region,
                      embeddings=f.embeddings, duration=f.duration, energies_db=f.energies_db)
@@ -68,11 +72,12 @@ def cached_features(items: list[Item], base: PipelineConfig) -> list[SpeechEmbed
 
 
 def score_grid(
-    items: list[Item], base: PipelineConfig, grid: dict[str, list[Any]], count_hint: bool = False
+    items: list[Item], base: PipelineConfig, grid: dict[str, list[Any]], count_hint: bool = False,
+    gain_db: float = 0.0,
 ) -> list[dict[str, Any]]:
     """One summary row per grid point (front end computed once per file with ``base``); with ``count_hint``
     each file is clustered given its true speaker count, as a user passing ``num_speakers`` would."""
-    features = cached_features(items, base)
+    features = cached_features(items, base, gain_db)
     rows = []
     for values in itertools.product(*grid.values()):
         overrides = dict(zip(grid, values))
@@ -96,9 +101,10 @@ def main() -> None:
     parser.add_argument("--config", help="base PipelineConfig JSON (front end and defaults)")
     parser.add_argument("--grid", default="{}", help='JSON {"section.field": [values]}')
     parser.add_argument("--count-hint", action="store_true", help="give the clustering each file's true speaker count")
+    parser.add_argument("--gain-db", type=float, default=0.0, help="scale every file by this gain first (dB)")
     args = parser.parse_args()
     base = PipelineConfig.model_validate_json(open(args.config).read()) if args.config else PipelineConfig()
-    score_grid(items_of(args.split), base, json.loads(args.grid), args.count_hint)
+    score_grid(items_of(args.split), base, json.loads(args.grid), args.count_hint, args.gain_db)
 
 
 if __name__ == "__main__":

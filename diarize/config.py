@@ -57,6 +57,10 @@ class EmbeddingConfig(_Section):
         "auto", description="GE2E LSTM arithmetic; auto: bfloat16 where the CPU computes it natively (1.7x faster)."
     )
     num_threads: int | None = Field(None, gt=0, description="Torch, BLAS and OpenMP threads; default all cores.")
+    speech_level_db: float | None = Field(
+        -18.0, description="Embed speech as if its level (95th percentile of 20 ms frame energies inside the speech "
+        "regions, dB re full scale) were this, so results do not depend on the recording's gain; None: as recorded.",
+    )
 
 
 class ClusteringConfig(_Section):
@@ -76,7 +80,7 @@ class ClusteringConfig(_Section):
     small_cluster_windows: int = Field(20, ge=1)
     min_cluster_windows: int = Field(3, ge=1, description="Fold clusters with fewer windows into their nearest.")
     bimodal_above: float | None = Field(
-        1.35, description="Keep apart a pair whose windows, on the line through both centroids, fit two Gaussians "
+        1.3, description="Keep apart a pair whose windows, on the line through both centroids, fit two Gaussians "
         "better than one by this BIC per window (two look-alike voices); None merges on cosine alone.",
     )
     bimodal_below: float = Field(0.88, description="Only pairs under this cosine are tested for two modes.")

@@ -14,12 +14,12 @@ from threadpoolctl import threadpool_limits
 from .audio import Audio, load_audio
 from .clustering import cluster_embeddings
 from .config import ClusteringConfig, PipelineConfig, PostprocessConfig
-from .embeddings import load_backend
+from .embeddings import level_gain, load_backend
 from .postprocess import assign_utterances
 from .result import Result, Speaker, Utterance
 from .segmentation import Windows, sliding_windows
 from .speaker_count import SpeakerBounds, speaker_bounds
-from .vad import SileroVAD, frame_energies_db, interior_pauses
+from .vad import SileroVAD, frame_energies_db, interior_pauses, speech_level_db
 
 ProgressCallback = Callable[[str, float], None]
 
@@ -92,8 +92,9 @@ class DiarizationPipeline:
         windows = sliding_windows(regions, audio.duration, self.config.segmentation)
         report("embed", 0.1)
         starts, ends = windows.sample_bounds(audio.sample_rate)
+        gain = level_gain(speech_level_db(regions, energies_db), self.config.embedding.speech_level_db)
         embeddings = self.embedding_backend.embed_windows(
-            samples, starts, ends, progress=lambda f: report("embed", 0.1 + 0.8 * f)
+            samples, starts, ends, progress=lambda f: report("embed", 0.1 + 0.8 * f), gain=gain
         )
         return SpeechEmbeddings(regions, windows, embeddings, audio.duration, energies_db)
 

@@ -146,24 +146,34 @@ def _loud_frames(energies_db: np.ndarray, threshold: np.ndarray | float) -> np.n
     return np.convolve(above, np.ones(_ENERGY_RUN, np.int8), "same") >= _ENERGY_RUN
 
 
-def _speech_against_background(
-    regions: np.ndarray, energies_db: np.ndarray
-) -> tuple[np.ndarray, float, float] | None:
-    """Regions (seconds) as energy-frame indices ``[a, b)``, the speech level (95th percentile inside them)
-    and the file's floor (10th percentile); None when no speech stands ``_MIN_CONTRAST_DB`` above the floor."""
-    n = len(energies_db)
-    if len(regions) == 0 or n == 0:
-        return None
-    index = np.clip(np.round(regions / ENERGY_STEP).astype(np.int64), 0, n)
+def _inside_regions(regions: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Regions (seconds) as energy-frame indices ``[a, b)``, and the mask of the frames they cover."""
+    index = np.clip(np.round(np.asarray(regions, dtype=np.float64).reshape(-1, 2) / ENERGY_STEP).astype(np.int64), 0, n)
     inside = np.zeros(n, dtype=bool)
     for a, b in index:
         inside[a:b] = True
-    if not inside.any():
+    return index, inside
+
+
+def speech_level_db(regions: np.ndarray, energies_db: np.ndarray) -> float | None:
+    """The speech level (dB re full scale): the 95th percentile of the frame energies inside ``regions``;
+    None when the regions cover no frame."""
+    _, inside = _inside_regions(regions, len(energies_db))
+    return float(np.percentile(energies_db[inside], 95)) if inside.any() else None
+
+
+def _speech_against_background(
+    regions: np.ndarray, energies_db: np.ndarray
+) -> tuple[np.ndarray, float, float] | None:
+    """Regions (seconds) as energy-frame indices ``[a, b)``, the speech level (:func:`speech_level_db`)
+    and the file's floor (10th percentile); None when no speech stands ``_MIN_CONTRAST_DB`` above the floor."""
+    level = speech_level_db(regions, energies_db)
+    if level is None:
         return None
-    level, floor = float(np.percentile(energies_db[inside], 95)), float(np.percentile(energies_db, 10))
+    floor = float(np.percentile(energies_db, 10))
     if level - floor < _MIN_CONTRAST_DB:
         return None
-    return index, level, floor
+    return _inside_regions(regions, len(energies_db))[0], level, floor
 
 
 def _fill_short_gaps(active: np.ndarray, max_gap: int) -> np.ndarray:

@@ -29,7 +29,8 @@ class ToneBackend(EmbeddingBackend):
     model_id = "fake-tone"
     dimension = DIM
 
-    def embed_windows(self, samples: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    def embed_windows(self, samples: np.ndarray, starts: np.ndarray, ends: np.ndarray, progress=None,
+                      gain: float = 1.0) -> np.ndarray:  # a tone's frequency does not depend on the gain
         out = np.zeros((len(starts), DIM), np.float32)
         for i, (s, e) in enumerate(zip(starts, ends)):
             seg = samples[s:e]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from diarize.config import EmbeddingConfig
-from diarize.embeddings import load_backend
+from diarize.embeddings import level_gain, load_backend
 from diarize.errors import ConfigError, ModelError
 
 from .speech import reader_utterances
@@ -47,6 +47,23 @@ def test_batches_of_mixed_lengths_give_unit_vectors_independent_of_batching(back
     progress = []
     backend.embed_windows(x, starts, ends, progress=progress.append)
     assert progress[-1] == 1.0
+
+
+def test_gain_scales_the_input_without_a_copy(backend, data_dir):
+    speech = np.concatenate(reader_utterances(data_dir, "2033", 2))
+    starts = np.arange(0, len(speech) - 24000, 16000)
+    scaled = backend.embed_windows(speech * np.float32(0.1), starts, starts + 24000)
+    assert np.allclose(backend.embed_windows(speech, starts, starts + 24000, gain=0.1), scaled, atol=1e-5)
+    # GE2E's vectors depend on the input level, which is why the pipeline embeds at one level.
+    as_recorded = backend.embed_windows(speech, starts, starts + 24000)
+    assert np.median(np.sum(as_recorded * scaled, axis=1)) < 0.98
+
+
+def test_level_gain_reaches_the_target_within_bounds():
+    assert level_gain(-30.0, -18.0) == pytest.approx(10 ** (12 / 20))
+    assert level_gain(-6.0, -18.0) == pytest.approx(10 ** (-12 / 20))
+    assert level_gain(-90.0, -18.0) == pytest.approx(100.0)  # at most 40 dB
+    assert level_gain(None, -18.0) == level_gain(-30.0, None) == 1.0
 
 
 def test_same_reader_is_closer_than_another_reader(backend, data_dir):

@@ -80,6 +80,17 @@ def test_a_count_hint_costs_no_accuracy(pipeline, utterances):
         assert forgiving(reference, result.to_annotation()) < 0.02, readers
 
 
+def test_the_recording_level_does_not_change_the_result(pipeline, utterances):
+    """Speech is embedded at one level whatever the gain: GE2E's vectors depend on the input level, and a
+    sim file set 20 dB quieter used to count speakers right in 35% of files instead of 92%."""
+    for readers, seed in ((READERS[1:4], 0), (READERS[:2] + READERS[3:], 1)):
+        audio, reference = conversation(utterances, readers, turns_each=2, seed=seed)
+        results = [pipeline(from_array(audio * gain, 16000)) for gain in (1.0, 0.03, 4.0)]
+        assert [r.num_speakers for r in results] == [len(readers)] * 3, readers
+        forgiving = [DiarizationErrorRate(collar=0.5, skip_overlap=True)(reference, r.to_annotation()) for r in results]
+        assert max(forgiving) < 0.03, (readers, forgiving)
+
+
 def test_result_fields_and_timestamps(pipeline, utterances, tmp_path):
     audio, reference = conversation(utterances, READERS[1:3])
     path = tmp_path / "call.flac"

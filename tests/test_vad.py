@@ -13,6 +13,7 @@ from diarize.vad import (
     loudness_gain,
     refine_boundaries,
     regions_from_probabilities,
+    speech_level_db,
 )
 
 from .speech import build_conversation, reader_utterances, speech_spans
@@ -58,6 +59,18 @@ def test_loudness_gain_amplifies_quiet_audio_only():
     assert loudness_gain((rng.standard_normal(16000) * 0.3).astype(np.float32)) == 1.0
     assert loudness_gain(np.zeros(16000, np.float32)) == 1.0
     assert loudness_gain(np.full(16000, 1e-6, np.float32)) == pytest.approx(100.0)  # capped at +40 dB
+
+
+def test_speech_level_is_the_loud_end_of_the_frames_inside_the_regions():
+    t = np.arange(16000 * 4) / 16000
+    signal = np.zeros_like(t, dtype=np.float32)
+    signal[16000:32000] = 0.5 * np.sin(2 * np.pi * 200 * t[16000:32000])  # mean square 0.125: -9.03 dB
+    signal[48000:] = 0.05 * np.sin(2 * np.pi * 200 * t[48000:])  # -29 dB, outside the regions given
+    energies = frame_energies_db(signal)
+    assert speech_level_db(np.array([[1.0, 2.0]]), energies) == pytest.approx(-9.03, abs=0.05)
+    assert speech_level_db(np.array([[1.0, 2.0], [3.0, 4.0]]), energies) == pytest.approx(-9.03, abs=0.05)
+    assert speech_level_db(np.array([[3.0, 4.0]]), energies) == pytest.approx(-29.03, abs=0.05)
+    assert speech_level_db(np.zeros((0, 2)), energies) is None
 
 
 def test_silence_and_noise_have_no_speech(vad):

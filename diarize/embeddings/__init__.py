@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..config import EmbeddingConfig
 from ..errors import ConfigError
-from .base import EmbeddingBackend
+from .base import EmbeddingBackend, level_gain
 
 
 def load_backend(config: EmbeddingConfig = EmbeddingConfig()) -> EmbeddingBackend:
@@ -22,4 +22,4 @@ def load_backend(config: EmbeddingConfig = EmbeddingConfig()) -> EmbeddingBacken
     raise ConfigError(f"unknown embedding backend {config.backend!r}")
 
 
-__all__ = ["EmbeddingBackend", "load_backend"]
+__all__ = ["EmbeddingBackend", "level_gain", "load_backend"]

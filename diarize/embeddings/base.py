@@ -25,10 +25,12 @@ class EmbeddingBackend(ABC):
         starts: np.ndarray,
         ends: np.ndarray,
         progress: Callable[[float], None] | None = None,
+        gain: float = 1.0,
     ) -> np.ndarray:
-        """Embed ``samples[starts[i]:ends[i]]`` for every i; returns float32 ``(n, dimension)``, unit rows.
+        """Embed ``samples[starts[i]:ends[i]] * gain`` for every i; returns float32 ``(n, dimension)``, unit rows.
 
-        ``progress`` (if given) is called with the fraction done after each batch.
+        ``progress`` (if given) is called with the fraction done after each batch. ``gain`` (see
+        :func:`level_gain`) saves the caller a scaled copy of hours of audio.
         """
 
     def embed(self, samples: np.ndarray) -> np.ndarray:
@@ -41,3 +43,15 @@ class EmbeddingBackend(ABC):
         vectors = self.embed_windows(samples, starts, ends)
         mean = vectors.mean(axis=0)
         return (mean / max(np.linalg.norm(mean), 1e-12)).astype(np.float32)
+
+
+def level_gain(level_db: float | None, target_db: float | None, max_db: float = 40.0) -> float:
+    """Linear gain that brings speech at ``level_db`` to ``target_db`` (at most ``max_db`` either way).
+
+    Speaker embeddings such as GE2E's depend on the input level (its features are not log-compressed): a
+    recording 20 dB quieter than the one the thresholds were tuned on counts speakers far worse. 1.0 when
+    either level is None.
+    """
+    if level_db is None or target_db is None:
+        return 1.0
+    return float(10 ** (np.clip(target_db - level_db, -max_db, max_db) / 20))

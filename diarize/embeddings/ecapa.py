@@ -107,6 +107,7 @@ class EcapaBackend(EmbeddingBackend):
         starts: np.ndarray,
         ends: np.ndarray,
         progress: Callable[[float], None] | None = None,
+        gain: float = 1.0,
     ) -> np.ndarray:
         """Embed windows in batches of near-equal length, zero-padded, with relative lengths ``wav_lens``.
 
@@ -135,6 +136,8 @@ class EcapaBackend(EmbeddingBackend):
                 batch = np.zeros((len(idx), width), dtype=np.float32)
                 for row, i in enumerate(idx):
                     batch[row, : lengths[i]] = samples[starts[i] : ends[i]]
+                if gain != 1.0:
+                    batch *= np.float32(gain)
                 wav_lens = torch.from_numpy(lengths[idx] / width).float()
                 vectors = self.classifier.encode_batch(torch.from_numpy(batch), wav_lens)
                 out[idx] = vectors.reshape(len(idx), -1).float().cpu().numpy()

@@ -75,10 +75,13 @@ class ResemblyzerBackend(EmbeddingBackend):
         starts: np.ndarray,
         ends: np.ndarray,
         progress: Callable[[float], None] | None = None,
+        gain: float = 1.0,
     ) -> np.ndarray:
         if len(starts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         mel = self.mel_frames(samples)
+        if gain != 1.0:
+            mel *= np.float32(gain * gain)  # a power spectrogram
         first = np.clip(starts // _HOP, 0, len(mel) - 1)
         length = np.clip(ends // _HOP, first + 1, len(mel)) - first
         out = np.empty((len(starts), self.dimension), dtype=np.float32)

@@ -20,7 +20,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..embeddings.base import EmbeddingBackend
+from ..config import EmbeddingConfig
+from ..embeddings.base import EmbeddingBackend, level_gain
 from ..errors import (
     EnrollmentError,
     ModelMismatchError,
@@ -136,13 +137,15 @@ def _windows(regions: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.nda
 
 def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | None = None,
                    diarizer: Diarizer | None = None, dominant_share: float = DOMINANT_SHARE,
-                   separation: float = SEPARATION) -> EnrollmentSample:
+                   separation: float = SEPARATION,
+                   target_level_db: float | None = EmbeddingConfig().speech_level_db) -> EnrollmentSample:
     """Check one enrollment sample and embed its (dominant) speaker's speech.
 
     Refuses (EnrollmentError) silence, samples without speech, and samples where no single voice
     holds ``dominant_share`` of the speech; a dominant voice among others is kept with a warning.
     Without ``diarizer`` voices are told apart by splitting the speech windows in two and comparing
-    the halves' centroids against ``separation`` (a cosine).
+    the halves' centroids against ``separation`` (a cosine), the speech embedded at ``target_level_db``
+    as the pipeline embeds it.
     """
     samples, source, decoded = to_samples(audio)
     warnings: list[str] = []
@@ -164,7 +167,10 @@ def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | N
         if speech < MIN_SAMPLE_SPEECH:
             raise EnrollmentError(f"{source}: no speech found ({speech:.1f} s); silence or noise cannot be enrolled")
         starts, ends = _windows(regions)
-        windows = backend.embed_windows(samples, starts, ends)
+        from ..vad import frame_energies_db, speech_level_db
+
+        gain = level_gain(speech_level_db(np.asarray(regions), frame_energies_db(samples)), target_level_db)
+        windows = backend.embed_windows(samples, starts, ends, gain=gain)
         vector, main_share = _main_voice(windows, separation)
         if main_share < dominant_share:
             raise EnrollmentError(
