@@ -77,9 +77,12 @@ def embed(backend_name: str) -> Path:
     """Cache the window embeddings of every utterance (as enrollment computes them)."""
     import soundfile as sf
 
-    from diarize.vad import SileroVAD
+    from diarize.config import EmbeddingConfig
+    from diarize.embeddings import level_gain
+    from diarize.vad import SileroVAD, frame_energies_db, speech_level_db
 
     backend, vad = _backend(backend_name), SileroVAD()
+    target = EmbeddingConfig().speech_level_db
     out = CACHE / f"voiceprints-{backend.model_id}.npz"
     names, windows, offsets, starts, speech = [], [], [0], [], []
     t0 = time.time()
@@ -88,7 +91,8 @@ def embed(backend_name: str) -> Path:
         assert sr == 16000, f
         regions = [(float(a), float(b)) for a, b in vad(samples)]
         s, e = _windows(regions)
-        windows.append(backend.embed_windows(samples, s, e))
+        gain = level_gain(speech_level_db(np.asarray(regions), frame_energies_db(samples)), target)
+        windows.append(backend.embed_windows(samples, s, e, gain=gain))
         starts.append(s / 16000)
         offsets.append(offsets[-1] + len(s))
         speech.append(sum(b - a for a, b in regions))

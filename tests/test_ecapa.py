@@ -140,6 +140,8 @@ def test_output_shape_and_unit_norm(small_model):
     assert v.shape == (5, 192) and v.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
     assert backend.dimension == 192 and backend.model_id == "speechbrain/spkrec-ecapa-voxceleb"
+    np.testing.assert_allclose(backend.embed_windows(x, starts, ends, gain=0.25),
+                               backend.embed_windows(x * np.float32(0.25), starts, ends), atol=1e-5)
 
 
 def test_deterministic_and_identical_windows_agree(small_model):
