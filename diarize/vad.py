@@ -158,7 +158,10 @@ def _inside_regions(regions: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray
 def speech_level_db(regions: np.ndarray, energies_db: np.ndarray) -> float | None:
     """The speech level (dB re full scale): the 95th percentile of the frame energies inside ``regions``;
     None when the regions cover no frame."""
-    _, inside = _inside_regions(regions, len(energies_db))
+    return _level_inside(energies_db, _inside_regions(regions, len(energies_db))[1])
+
+
+def _level_inside(energies_db: np.ndarray, inside: np.ndarray) -> float | None:
     return float(np.percentile(energies_db[inside], 95)) if inside.any() else None
 
 
@@ -167,13 +170,14 @@ def _speech_against_background(
 ) -> tuple[np.ndarray, float, float] | None:
     """Regions (seconds) as energy-frame indices ``[a, b)``, the speech level (:func:`speech_level_db`)
     and the file's floor (10th percentile); None when no speech stands ``_MIN_CONTRAST_DB`` above the floor."""
-    level = speech_level_db(regions, energies_db)
+    index, inside = _inside_regions(regions, len(energies_db))
+    level = _level_inside(energies_db, inside)
     if level is None:
         return None
     floor = float(np.percentile(energies_db, 10))
     if level - floor < _MIN_CONTRAST_DB:
         return None
-    return _inside_regions(regions, len(energies_db))[0], level, floor
+    return index, level, floor
 
 
 def _fill_short_gaps(active: np.ndarray, max_gap: int) -> np.ndarray:
