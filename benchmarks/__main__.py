@@ -1,4 +1,4 @@
-"""``python -m benchmarks run [--quick] [--sets sim,ami,calls,long,embeddings] [--out DIR]``"""
+"""``python -m benchmarks run [--quick] [--sets sim,ami,calls,long,embeddings] [--systems ...] [--out DIR]``"""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--quick", action="store_true", help="small subsets: a few minutes")
         p.add_argument("--seed", type=int, default=SEED)
     run_p.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
-    run_p.add_argument("--systems", default="ours,oracle-kmeans,baseline", help="comma-separated subset")
+    run_p.add_argument("--systems", default="ours,oracle-kmeans,baseline,senko", help="comma-separated subset")
     run_p.add_argument("--config", type=Path, default=None, help="PipelineConfig JSON for our pipeline")
-    run_p.add_argument("--threads", type=int, default=None, help="torch threads (default: all cores)")
-    run_p.add_argument("--fresh-baselines", action="store_true", help="recompute cached baseline hypotheses")
+    run_p.add_argument("--threads", type=int, default=None,
+                       help="torch, BLAS/OpenMP (and senko's numba) threads of every system (default: all cores)")
+    run_p.add_argument("--fresh-baselines", action="store_true",
+                       help="recompute the cached baseline and senko hypotheses")
     args = parser.parse_args(argv)
     sets = tuple(s.strip() for s in args.sets.split(",") if s.strip())
     try:
@@ -38,13 +40,17 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace, sets: tuple[str, ...]) -> int:
     from diarize.config import PipelineConfig
 
-    from .runner import Options, run
+    from .runner import SYSTEMS, Options, run
 
     config = PipelineConfig.model_validate_json(args.config.read_text()) if args.config else PipelineConfig()
     if args.threads:
         embedding = config.embedding.model_copy(update={"num_threads": args.threads})
         config = config.model_copy(update={"embedding": embedding})
     systems = tuple(s.strip() for s in args.systems.split(",") if s.strip())
+    unknown = sorted(set(systems) - set(SYSTEMS))
+    if unknown:
+        print(f"error: unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}", file=sys.stderr)
+        return 2
     run(Options(sets=sets, systems=systems, quick=args.quick, out=args.out, config=config, seed=args.seed,
                 fresh_baselines=args.fresh_baselines))
     return 0

@@ -1,4 +1,5 @@
-"""Scores: DER/JER through pyannote.metrics, speaker-count errors, real-time factor, EER/minDCF."""
+"""Scores: DER/JER through pyannote.metrics, overlapped-speech miss, speaker-count errors, real-time factor,
+EER/minDCF."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from sklearn.metrics import roc_curve
 
 UNKNOWN = "UNKNOWN"
 COMPONENTS = ("missed detection", "false alarm", "confusion", "total")
+# pyannote's detailed DER components (seconds; "total" is the reference speaker-time scored).
+DER_COMPONENTS = ("total", "correct", "missed detection", "false alarm", "confusion")
+OVERLAP_FIELDS = ("reference", "detected", "hypothesis", "speaker_time", "speaker_missed")
 
 
 def strict_der() -> DiarizationErrorRate:
@@ -35,6 +39,46 @@ def overlap_share(reference: Annotation, uem: Timeline | None = None) -> float:
     return float(ref.get_overlap().duration() / speech) if speech > 0 else 0.0
 
 
+def overlap_seconds(reference: Annotation, hypothesis: Annotation, uem: Timeline | None = None) -> dict[str, float]:
+    """How a hypothesis covers the reference's overlapped speech, in seconds, inside the UEM.
+
+    ``reference``: time where two or more reference speakers talk (pyannote's ``get_overlap``: tracks of different
+    labels); ``detected``: the part of it where the hypothesis also has two or more speakers; ``hypothesis``: all
+    time where the hypothesis has two or more speakers (inside the UEM, overlap or not in the reference);
+    ``speaker_time``: reference speaker-time inside the reference overlap (each overlapping speaker counted);
+    ``speaker_missed``: the part of that the hypothesis lacks, max(0, n_ref - n_hyp) integrated, which is the
+    strict DER's missed detection restricted to the reference overlap (it needs no speaker mapping).
+    """
+    ref = reference.crop(uem) if uem is not None else reference
+    hyp = hypothesis.crop(uem) if uem is not None else hypothesis
+    ref_ov, hyp_ov = ref.get_overlap(), hyp.get_overlap()
+    out = dict.fromkeys(OVERLAP_FIELDS, 0.0)
+    out["reference"] = float(ref_ov.duration())
+    out["hypothesis"] = float(hyp_ov.duration())
+    if not ref_ov:
+        return out
+    if hyp_ov:
+        out["detected"] = float(ref_ov.crop(hyp_ov, mode="intersection").support().duration())
+    inside = strict_der()(reference, hypothesis, uem=ref_ov, detailed=True)
+    out["speaker_time"] = float(inside["total"])
+    out["speaker_missed"] = float(inside["missed detection"])
+    return out
+
+
+def overlap_rates(seconds: dict[str, float]) -> dict[str, float | None]:
+    """``overlap_missed`` / ``overlap_detected``: shares of the reference overlap where the hypothesis has fewer than
+    two / at least two speakers; ``overlap_precision``: share of the hypothesis's overlap that is reference overlap;
+    ``overlap_speaker_miss``: share of the reference speaker-time in overlap that is missed. ``None`` where the
+    denominator is zero (no reference overlap, or no hypothesis overlap for the precision)."""
+    ref, hyp, spk = seconds["reference"], seconds["hypothesis"], seconds["speaker_time"]
+    return {
+        "overlap_missed": (ref - seconds["detected"]) / ref if ref else None,
+        "overlap_detected": seconds["detected"] / ref if ref else None,
+        "overlap_precision": seconds["detected"] / hyp if hyp else None,
+        "overlap_speaker_miss": seconds["speaker_missed"] / spk if spk else None,
+    }
+
+
 class Scorer:
     """Accumulates one system's scores over one set, pyannote-style (rates from summed components)."""
 
@@ -43,6 +87,7 @@ class Scorer:
         self.forgiving = forgiving_der()
         self.jer = JaccardErrorRate(collar=0.0, skip_overlap=False)
         self.files: list[dict[str, Any]] = []
+        self._overlap = dict.fromkeys(OVERLAP_FIELDS, 0.0)
         self._by_count: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(COMPONENTS, 0.0))
 
     def add(self, reference: Annotation, hypothesis: Annotation, uem: Timeline | None, true_speakers: int,
@@ -51,6 +96,9 @@ class Scorer:
         strict = self.strict(reference, hypothesis, uem=uem, detailed=True)
         forgiving = self.forgiving(reference, hypothesis, uem=uem)
         jer = self.jer(reference, hypothesis, uem=uem)
+        overlap = overlap_seconds(reference, hypothesis, uem)
+        for name in OVERLAP_FIELDS:
+            self._overlap[name] += overlap[name]
         group = self._by_count[true_speakers]
         for name in COMPONENTS:
             group[name] += strict[name]
@@ -66,10 +114,15 @@ class Scorer:
             "false_alarm": strict["false alarm"] / total if total else 0.0,
             "confusion": strict["confusion"] / total if total else 0.0,
             "jer": jer,
+            **overlap_rates(overlap),
+            "overlap_s": round(overlap["reference"], 3),
+            "components": {name: strict[name] for name in DER_COMPONENTS},
             "wall_s": round(wall_s, 3),
             "rtf": wall_s / duration if duration else 0.0,
             **extra,
         }
+        if "cpu_s" in row:
+            row["cpu_rtf"] = row["cpu_s"] / duration if duration else 0.0
         self.files.append(row)
         return row
 
@@ -81,6 +134,8 @@ class Scorer:
         total = acc["total"] or 1.0
         wall = sum(r["wall_s"] for r in self.files)
         dur = sum(r["duration"] for r in self.files)
+        # CPU seconds per audio second, where every file has them (process CPU time of the call).
+        cpu = sum(r["cpu_s"] for r in self.files) if all("cpu_s" in r for r in self.files) else None
         return {
             "files": len(self.files),
             "hours": round(dur / 3600, 3),
@@ -90,8 +145,13 @@ class Scorer:
             "false_alarm": acc["false alarm"] / total,
             "confusion": acc["confusion"] / total,
             "jer": abs(self.jer),
+            **overlap_rates(self._overlap),
+            "overlap_seconds": dict(self._overlap),
+            "components": {"strict": {k: acc[k] for k in DER_COMPONENTS},
+                           "forgiving": {k: self.forgiving[:][k] for k in DER_COMPONENTS}},
             **count_errors(self.files),
             "rtf": wall / dur if dur else 0.0,
+            **({"cpu_rtf": cpu / dur if dur else 0.0} if cpu is not None else {}),
             "per_count": self.per_count(),
         }
 

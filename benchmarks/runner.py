@@ -25,9 +25,12 @@ from . import REPO_ROOT, cache_root, datasets, trials
 from .baselines import BASELINE_VERSION, ResemblyzerSpectral
 from .datasets import Item
 from .metrics import Scorer, overlap_share
+from .senko_peer import OUTPUT as SENKO_OUTPUT
+from .senko_peer import WRAPPER_VERSION as SENKO_WRAPPER_VERSION
+from .senko_peer import SenkoPeer, senko_status, senko_wav
 
 SETS = ("sim", "ami", "calls", "long", "embeddings")
-SYSTEMS = ("ours", "oracle-kmeans", "baseline")
+SYSTEMS = ("ours", "oracle-kmeans", "baseline", "senko")
 QUICK = {"sim": 6, "ami": ["trn05", "trn08", "trn09"], "calls": 3, "long": ["long-10m"],
          "trials": {"single_readers": 40, "max_target": 150, "n_nontarget": 3000}}
 
@@ -57,10 +60,10 @@ class Ours:
         self.load_s = time.perf_counter() - t0
 
     def __call__(self, item: Item) -> tuple[Annotation, float, dict[str, Any]]:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = self.pipe(str(item.audio), num_speakers=item.num_speakers if self.oracle else None)
-        wall = time.perf_counter() - t0
-        return _renamed(result.to_annotation(), item.uri), wall, {}
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        return _renamed(result.to_annotation(), item.uri), wall, {"cpu_s": round(cpu, 3)}
 
 
 class Baseline:
@@ -90,11 +93,81 @@ class Baseline:
         return ann, wall, {"cached": False}
 
 
+class Senko:
+    """The peer system senko (``benchmarks/senko_peer.py``), scored on its ``merged_segments``.
+
+    Like :class:`Baseline`, its hypotheses (with wall and CPU seconds) are cached per audio checksum, senko version
+    and wrapper version in ``benchmarks/cache/senko/``; ``--fresh-baselines`` recomputes them. The model is loaded
+    only when a hypothesis is not cached; ``load_s`` is then the last measured load time (``load.json``).
+    """
+
+    name = "senko"
+
+    def __init__(self, version: str, threads: int, fresh: bool) -> None:
+        self.version, self.threads, self.fresh = version, threads, fresh
+        self.key_extra = f"senko {version}:wrapper v{SENKO_WRAPPER_VERSION}:{SENKO_OUTPUT}"
+        self._peer: SenkoPeer | None = None
+        load = cache_root() / "senko" / "load.json"
+        self.load_s = json.loads(load.read_text())["load_s"] if load.exists() else 0.0
+
+    @property
+    def peer(self) -> SenkoPeer:
+        if self._peer is None:
+            self._peer = SenkoPeer(self.threads)
+            self.load_s = self._peer.load_s
+            self.store_load(self.load_s)
+            console.log(f"loaded senko {self.version} on {self._peer.device} in {self.load_s:.2f} s "
+                        f"({self.threads} threads)")
+        return self._peer
+
+    def store_load(self, load_s: float) -> None:
+        path = cache_root() / "senko" / "load.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"load_s": load_s, "threads": self.threads, "senko": self.version}))
+
+    def cache_path(self, audio: Path, uri: str, channel: int | None = None) -> Path:
+        extra = self.key_extra + (f":channel {channel}" if channel is not None else "")
+        key = hashlib.sha256((_file_sha(audio) + extra).encode()).hexdigest()[:16]
+        return cache_root() / "senko" / f"{uri}.{key}.rttm"
+
+    def cached(self, path: Path, uri: str) -> tuple[Annotation, dict[str, Any]] | None:
+        meta_path = path.with_suffix(".json")
+        if self.fresh or not (path.exists() and meta_path.exists()):
+            return None
+        return read_rttm(path).get(uri, Annotation(uri=uri)), json.loads(meta_path.read_text())
+
+    def store(self, path: Path, ann: Annotation, meta: dict[str, Any]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(annotation_to_rttm(ann))
+        path.with_suffix(".json").write_text(json.dumps({"senko": self.version, "scored": SENKO_OUTPUT, **meta}))
+
+    def run(self, audio: Path, uri: str, channel: int | None = None) -> tuple[Annotation, float, dict[str, Any]]:
+        path = self.cache_path(audio, uri, channel)
+        hit = self.cached(path, uri)
+        if hit is not None:
+            ann, meta = hit
+            return ann, meta["wall_s"], {"cached": True, **_senko_extra(meta)}
+        out = self.peer(audio, uri, channel)
+        meta = {k: v for k, v in out.items() if k != "annotation"}
+        self.store(path, out["annotation"], meta)
+        ann = read_rttm(path).get(uri, Annotation(uri=uri))  # as cached (ms), so later runs score the same
+        return ann, out["wall_s"], {"cached": False, **_senko_extra(meta)}
+
+    def __call__(self, item: Item) -> tuple[Annotation, float, dict[str, Any]]:
+        return self.run(item.audio, item.uri)
+
+
+def _senko_extra(meta: dict[str, Any]) -> dict[str, Any]:
+    """The per-file row fields from a senko cache record (timings rounded like ``wall_s``)."""
+    keys = ("cpu_s", "prep_s", "threads", "peak_rss_mb", "rss_after_load_mb", "load_s")
+    return {k: round(meta[k], 3) if isinstance(meta[k], float) else meta[k] for k in keys if k in meta}
+
+
 def run(opts: Options) -> dict[str, Any]:
     """Run every requested set; returns the summary (also written to ``<out>/summary.json`` and ``summary.md``)."""
     opts.out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    systems = _load_systems(opts) if set(opts.sets) & {"sim", "ami", "calls", "embeddings"} else {}
+    systems = _load_systems(opts, models=bool(set(opts.sets) & {"sim", "ami", "calls", "embeddings"}))
     summary: dict[str, Any] = {"meta": _meta(opts), "sets": {}}
     for name in opts.sets:
         t0 = time.perf_counter()
@@ -111,8 +184,25 @@ def run(opts: Options) -> dict[str, Any]:
     return summary
 
 
-def _load_systems(opts: Options) -> dict[str, Any]:
+def _threads(opts: Options) -> int:
+    """The benchmark's thread count: ``--threads`` (``embedding.num_threads``), else all cores, as our pipeline."""
+    return opts.config.embedding.num_threads or os.cpu_count() or 1
+
+
+def _load_systems(opts: Options, models: bool = True) -> dict[str, Any]:
+    """The selected systems; without ``models`` (only ``long`` asked: it runs in subprocesses) just senko's cache
+    front, which loads nothing."""
     systems: dict[str, Any] = {}
+    if "senko" in opts.systems:
+        version, reason = senko_status()
+        if version is None:
+            console.print(f"[bold yellow]senko skipped:[/] {reason}")
+        else:
+            systems["senko"] = Senko(version, _threads(opts), opts.fresh_baselines)
+            console.log(f"senko {version}: hypotheses cached per audio checksum in {cache_root() / 'senko'}; "
+                        f"the model loads at the first uncached file ({_threads(opts)} threads)")
+    if not models:
+        return systems  # only `long` asked: senko's cache front, nothing loaded
     if "ours" in opts.systems or "embeddings" in opts.sets:
         systems["ours"] = Ours("ours", opts.config)
     if "oracle-kmeans" in opts.systems:
@@ -122,8 +212,12 @@ def _load_systems(opts: Options) -> dict[str, Any]:
     if "baseline" in opts.systems:
         systems["baseline"] = Baseline(opts.config, opts.fresh_baselines)
     for s in systems.values():
-        console.log(f"loaded {s.name} in {s.load_s:.2f} s")
-    return systems
+        if s.name != "senko":
+            console.log(f"loaded {s.name} in {s.load_s:.2f} s")
+    # One deliberate torch thread count for the run, whatever was built (silero_vad's import sets 1; senko sets
+    # all cores when it loads, which SenkoPeer undoes, and our pipeline sets it only when it is built).
+    torch.set_num_threads(_threads(opts))
+    return {n: systems[n] for n in SYSTEMS if n in systems}  # table order: ours, oracle, baseline, senko
 
 
 def _run_set(name: str, opts: Options, systems: dict[str, Any]):
@@ -137,10 +231,11 @@ def _run_set(name: str, opts: Options, systems: dict[str, Any]):
     elif name == "calls":
         items = datasets.call_items(QUICK["calls"] if q else None, opts.seed)
         yield name, diarization_set(items, systems, opts)
-        if "ours" in systems and "ours" in opts.systems:
-            yield "calls-channels", channel_set(items, systems["ours"].pipe)
+        channels = channel_set(items, systems, opts)
+        if channels is not None:
+            yield "calls-channels", channels
     elif name == "long":
-        yield name, long_set(datasets.long_items(QUICK["long"] if q else None, opts.seed), opts)
+        yield name, long_set(datasets.long_items(QUICK["long"] if q else None, opts.seed), opts, systems.get("senko"))
     elif name == "embeddings":
         backend = systems["ours"].pipe.embedding_backend
         kwargs: dict[str, Any] = QUICK["trials"] if q else {}
@@ -165,36 +260,58 @@ def diarization_set(items: list[Item], systems: dict[str, Any], opts: Options) -
                         for n, s in scorers.items()}}
 
 
-def channel_set(items: list[Item], pipeline: Any) -> dict[str, Any]:
+def channel_set(items: list[Item], systems: dict[str, Any], opts: Options) -> dict[str, Any] | None:
     """Each stereo call diarized per channel, each channel scored against its own speaker's reference:
-    ``ours-multichannel`` (``MultichannelDiarizer``: crosstalk gate, bleed utterances dropped) and
-    ``ours-channel-alone`` (the pipeline on one channel as if it were mono, bleed and all)."""
-    from diarize.audio import Audio, load_audio
-    from diarize.multichannel import MultichannelDiarizer
+    ``ours-multichannel`` (``MultichannelDiarizer``: crosstalk gate, bleed utterances dropped),
+    ``ours-channel-alone`` (the pipeline on one channel as if it were mono, bleed and all) and
+    ``senko-channel-alone`` (senko on one channel, likewise; cached like its other hypotheses).
+    ``None`` when neither ours nor senko is selected."""
+    run_ours = "ours" in systems and "ours" in opts.systems
+    senko: Senko | None = systems.get("senko") if "senko" in opts.systems else None
+    scorers = {n: Scorer() for n in ("ours-multichannel", "ours-channel-alone") if run_ours}
+    if senko is not None:
+        scorers["senko-channel-alone"] = Scorer()
+    if not scorers:
+        return None
+    pipeline = multichannel = None
+    if run_ours:
+        from diarize.audio import Audio, load_audio
+        from diarize.multichannel import MultichannelDiarizer
 
-    multichannel = MultichannelDiarizer(pipeline)
-    scorers = {"ours-multichannel": Scorer(), "ours-channel-alone": Scorer()}
+        pipeline = systems["ours"].pipe
+        multichannel = MultichannelDiarizer(pipeline)
     for item in items:
-        audio = load_audio(item.audio, pipeline.config.audio, mono=False)
-        t0 = time.perf_counter()
-        gated = multichannel(audio)
-        wall = time.perf_counter() - t0
-        for c, reference in enumerate(item.channel_references):
-            hypotheses = {
-                "ours-multichannel": (_channel_annotation(gated.utterances, c + 1, reference.uri), wall / 2),
-            }
-            t0 = time.perf_counter()
-            alone = pipeline(Audio(audio.samples[c : c + 1].copy(), audio.sample_rate))
-            hypotheses["ours-channel-alone"] = (_renamed(alone.to_annotation(), reference.uri),
-                                                time.perf_counter() - t0)
-            for n, (ann, seconds) in hypotheses.items():
-                row = scorers[n].add(reference, ann, item.uem, len(reference.labels()), seconds, item.duration)
-                console.log(f"{reference.uri:>16} {n:>18}: DER {row['der']:6.1%}  spk {row['pred_speakers']}/"
+        hypotheses: dict[str, list[tuple[Annotation, float, dict[str, Any]]]] = {n: [] for n in scorers}
+        if run_ours:
+            audio = load_audio(item.audio, pipeline.config.audio, mono=False)
+            t0, c0 = time.perf_counter(), time.process_time()
+            gated = multichannel(audio)
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            for c, reference in enumerate(item.channel_references):
+                hypotheses["ours-multichannel"].append(
+                    (_channel_annotation(gated.utterances, c + 1, reference.uri), wall / 2,
+                     {"cpu_s": round(cpu / 2, 3)}))
+                t0, c0 = time.perf_counter(), time.process_time()
+                alone = pipeline(Audio(audio.samples[c : c + 1].copy(), audio.sample_rate))
+                hypotheses["ours-channel-alone"].append(
+                    (_renamed(alone.to_annotation(), reference.uri), time.perf_counter() - t0,
+                     {"cpu_s": round(time.process_time() - c0, 3)}))
+        if senko is not None:
+            for c, reference in enumerate(item.channel_references):
+                hypotheses["senko-channel-alone"].append(senko.run(item.audio, reference.uri, channel=c))
+        for n, per_channel in hypotheses.items():
+            for reference, (ann, seconds, extra) in zip(item.channel_references, per_channel):
+                _save_hyp_uri(reference.uri, n, ann)
+                row = scorers[n].add(reference, ann, item.uem, len(reference.labels()), seconds, item.duration,
+                                     **extra)
+                console.log(f"{reference.uri:>16} {n:>19}: DER {row['der']:6.1%}  spk {row['pred_speakers']}/"
                             f"{row['true_speakers']}")
     channel_items = [Item(r.uri, item.audio, r, item.uem, item.duration) for item in items
                      for r in item.channel_references]
+    load = {"senko-channel-alone": senko.load_s} if senko is not None else {}
     return {"dataset": dataset_info(channel_items),
-            "systems": {n: {"load_s": 0.0, **s.summary(), "per_file": s.files} for n, s in scorers.items()}}
+            "systems": {n: {"load_s": round(load.get(n, 0.0), 3), **s.summary(), "per_file": s.files}
+                        for n, s in scorers.items()}}
 
 
 def _channel_annotation(utterances: list[Any], channel: int, uri: str) -> Annotation:
@@ -207,31 +324,72 @@ def _channel_annotation(utterances: list[Any], channel: int, uri: str) -> Annota
     return ann
 
 
-def long_set(items: list[Item], opts: Options) -> dict[str, Any]:
-    """Our pipeline on each long file in a fresh subprocess: RTF, model load, peak RSS, DER."""
-    scorer = Scorer()
-    load = []
+def long_set(items: list[Item], opts: Options, senko: Senko | None = None) -> dict[str, Any]:
+    """Each long file in a fresh subprocess (``benchmarks.probe``): RTF, CPU time, model load, peak RSS, DER.
+
+    Our pipeline runs when ``ours`` is selected, or when no system that runs here (ours, senko) is. senko runs
+    when it is selected and importable (so only senko selected but missing gives no rows); its results are cached
+    like its other hypotheses, and the probe is given a 16 kHz mono int16 WAV made beforehand (timed apart as
+    ``prep_s``), so its peak RSS is senko's own."""
+    run_ours = "ours" in opts.systems or not {"ours", "senko"} & set(opts.systems)
+    scorers = {n: Scorer() for n, on in (("ours", run_ours), ("senko", senko is not None)) if on}
+    load: dict[str, list[float]] = {n: [] for n in scorers}
     cfg_path = cache_root() / "probe-config.json"
+    cfg_path.parent.mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(opts.config.model_dump_json())
     for item in items:
-        rttm = cache_root() / "hyp" / "long" / f"{item.uri}.ours.rttm"
-        rttm.parent.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run([sys.executable, "-m", "benchmarks.probe", str(item.audio), "--rttm", str(rttm),
-                               "--config", str(cfg_path)], cwd=REPO_ROOT, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"probe failed on {item.uri}:\n{proc.stderr[-3000:]}")
-        probe = json.loads(proc.stdout.strip().splitlines()[-1])
-        hyp = read_rttm(rttm).get(item.uri, Annotation(uri=item.uri))
-        row = scorer.add(item.reference, hyp, item.uem, item.num_speakers, probe["wall_s"], item.duration,
-                         peak_rss_mb=round(probe["peak_rss_mb"], 1),
-                         rss_after_load_mb=round(probe["rss_after_load_mb"], 1),
-                         load_s=round(probe["load_s"], 3))
-        load.append(probe["load_s"])
-        console.log(f"{item.uri:>16} {'ours':>14}: RTF {row['rtf']:.4f}  peak RSS {row['peak_rss_mb']:.0f} MB  "
-                    f"DER {row['der']:.1%}")
+        rows: dict[str, tuple[Annotation, dict[str, Any]]] = {}
+        if run_ours:
+            rttm = cache_root() / "hyp" / "long" / f"{item.uri}.ours.rttm"
+            rttm.parent.mkdir(parents=True, exist_ok=True)
+            probe = _probe([str(item.audio), "--rttm", str(rttm), "--config", str(cfg_path)], item.uri)
+            rows["ours"] = (read_rttm(rttm).get(item.uri, Annotation(uri=item.uri)),
+                            {k: probe[k] for k in ("wall_s", "cpu_s", "peak_rss_mb", "rss_after_load_mb", "load_s")
+                             if k in probe})
+        if senko is not None:
+            rows["senko"] = _senko_long(senko, item)
+        for n, (hyp, probe) in rows.items():
+            extra = {k: round(v, 3) if k != "wall_s" and isinstance(v, float) else v for k, v in probe.items()}
+            wall = extra.pop("wall_s")
+            if n == "senko":
+                _save_hyp_uri(item.uri, "senko", hyp, "long")
+            row = scorers[n].add(item.reference, hyp, item.uem, item.num_speakers, wall, item.duration, **extra)
+            load[n].append(probe["load_s"])
+            console.log(f"{item.uri:>16} {n:>14}: RTF {row['rtf']:.4f}  CPU {row.get('cpu_rtf', 0):.4f} s/s  "
+                        f"peak RSS {row['peak_rss_mb']:.0f} MB  DER {row['der']:.1%}"
+                        + ("  (cached)" if row.get("cached") else ""))
     return {"dataset": dataset_info(items),
-            "systems": {"ours": {"load_s": round(sum(load) / max(len(load), 1), 3), **scorer.summary(),
-                                 "per_file": scorer.files}}}
+            "systems": {n: {"load_s": round(sum(load[n]) / max(len(load[n]), 1), 3), **s.summary(),
+                            "per_file": s.files} for n, s in scorers.items()}}
+
+
+def _probe(args: list[str], uri: str) -> dict[str, Any]:
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.probe", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"probe failed on {uri}:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _senko_long(senko: Senko, item: Item) -> tuple[Annotation, dict[str, Any]]:
+    """senko on one long file in a fresh process (or its cached result): the annotation and the probe's numbers."""
+    path = senko.cache_path(item.audio, item.uri)
+    hit = senko.cached(path, item.uri)
+    if hit is not None:
+        ann, meta = hit
+        return ann, {"wall_s": meta["wall_s"], **_senko_extra(meta), "cached": True}
+    t0 = time.perf_counter()
+    with senko_wav(item.audio) as wav:
+        prep_s = time.perf_counter() - t0
+        rttm = path.with_suffix(".probe.rttm")
+        rttm.parent.mkdir(parents=True, exist_ok=True)
+        probe = _probe([wav, "--rttm", str(rttm), "--system", "senko", "--threads", str(senko.threads),
+                        "--uri", item.uri], item.uri)
+    ann = read_rttm(rttm).get(item.uri, Annotation(uri=item.uri))
+    rttm.unlink()
+    meta = {**probe, "prep_s": prep_s}
+    senko.store(path, ann, meta)
+    return ann, {"wall_s": meta["wall_s"], **_senko_extra(meta), "cached": False}
 
 
 def dataset_info(items: list[Item]) -> dict[str, Any]:
@@ -250,7 +408,11 @@ def dataset_info(items: list[Item]) -> dict[str, Any]:
 
 
 def _save_hyp(item: Item, system: str, ann: Annotation) -> None:
-    path = cache_root() / "hyp" / f"{item.uri}.{system}.rttm"
+    _save_hyp_uri(item.uri, system, ann)
+
+
+def _save_hyp_uri(uri: str, system: str, ann: Annotation, sub: str = "") -> None:
+    path = cache_root() / "hyp" / sub / f"{uri}.{system}.rttm"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(annotation_to_rttm(ann))
 
@@ -290,22 +452,29 @@ def _meta(opts: Options) -> dict[str, Any]:
 def _brief(result: dict[str, Any]) -> dict[str, Any]:
     if "conditions" in result:
         return {"backend": result["backend"], **result["conditions"]}
-    keep = ("files", "hours", "der", "der_forgiving", "miss", "false_alarm", "confusion", "jer", "count_exact",
-            "count_mae", "rtf", "load_s")
+    keep = ("files", "hours", "der", "der_forgiving", "miss", "false_alarm", "confusion", "jer", "overlap_missed",
+            "overlap_detected", "overlap_precision", "overlap_speaker_miss", "count_exact", "count_mae", "rtf",
+            "cpu_rtf", "load_s", "components")
     out = {n: {k: s[k] for k in keep if k in s} for n, s in result["systems"].items()}
     for n, s in result["systems"].items():
         if s.get("per_file") and "peak_rss_mb" in s["per_file"][0]:
-            fields = ("uri", "duration", "rtf", "wall_s", "peak_rss_mb", "load_s", "der")
-            out[n]["long_files"] = [{k: r[k] for k in fields} for r in s["per_file"]]
+            fields = ("uri", "duration", "rtf", "cpu_rtf", "wall_s", "cpu_s", "peak_rss_mb", "load_s", "der",
+                      "pred_speakers", "true_speakers")
+            out[n]["long_files"] = [{k: r[k] for k in fields if k in r} for r in s["per_file"]]
     return {"overlap_share_of_speech": result["dataset"]["overlap_share_of_speech"], "systems": out}
 
 
+def _pct(v: float | None, digits: int = 1) -> str:
+    return "–" if v is None else f"{v:.{digits}%}"
+
+
 _COLUMNS: list[tuple[str, str, Callable[[Any], str]]] = [
-    ("files", "Files", str), ("der", "DER", lambda v: f"{v:.1%}"), ("der_forgiving", "DER fgv", lambda v: f"{v:.1%}"),
-    ("miss", "Miss", lambda v: f"{v:.1%}"), ("false_alarm", "FA", lambda v: f"{v:.1%}"),
-    ("confusion", "Conf", lambda v: f"{v:.1%}"), ("jer", "JER", lambda v: f"{v:.1%}"),
-    ("count_exact", "Count ok", lambda v: f"{v:.0%}"), ("count_mae", "Count MAE", lambda v: f"{v:.2f}"),
-    ("rtf", "RTF", lambda v: f"{v:.4f}"), ("load_s", "Load s", lambda v: f"{v:.2f}"),
+    ("files", "Files", str), ("der", "DER", _pct), ("der_forgiving", "DER fgv", _pct),
+    ("miss", "Miss", _pct), ("false_alarm", "FA", _pct), ("confusion", "Conf", _pct), ("jer", "JER", _pct),
+    ("overlap_missed", "Ovl miss", _pct), ("overlap_detected", "Ovl det", _pct),
+    ("count_exact", "Count ok", lambda v: _pct(v, 0)), ("count_mae", "Count MAE", lambda v: f"{v:.2f}"),
+    ("rtf", "RTF", lambda v: f"{v:.4f}"), ("cpu_rtf", "CPU s/s", lambda v: f"{v:.4f}"),
+    ("load_s", "Load s", lambda v: f"{v:.2f}"),
 ]
 
 
@@ -330,18 +499,21 @@ def _print_set(name: str, result: dict[str, Any]) -> None:
     console.print(table)
     if name == "long":
         t = Table(title="long: speed and memory (fresh process per file)")
-        for col in ("File", "Hours", "RTF", "Wall s", "Peak RSS MB", "DER"):
+        for col in ("System", "File", "Hours", "RTF", "CPU s/s", "Wall s", "Peak RSS MB", "Load s", "Speakers", "DER"):
             t.add_column(col, justify="right")
-        for r in result["systems"]["ours"]["per_file"]:
-            t.add_row(r["uri"], f"{r['duration'] / 3600:.2f}", f"{r['rtf']:.4f}", f"{r['wall_s']:.1f}",
-                      f"{r['peak_rss_mb']:.0f}", f"{r['der']:.1%}")
+        for sys_name, s in result["systems"].items():
+            for r in s["per_file"]:
+                t.add_row(sys_name, r["uri"], f"{r['duration'] / 3600:.2f}", f"{r['rtf']:.4f}",
+                          f"{r['cpu_rtf']:.4f}" if "cpu_rtf" in r else "", f"{r['wall_s']:.1f}",
+                          f"{r['peak_rss_mb']:.0f}", f"{r['load_s']:.2f}",
+                          f"{r['pred_speakers']}/{r['true_speakers']}", f"{r['der']:.1%}")
         console.print(t)
     elif name.startswith("sim"):
         t = Table(title=f"{name}: by true speaker count (DER / exact-count rate / count MAE)")
         t.add_column("Speakers")
         for sys_name in result["systems"]:
             t.add_column(sys_name, justify="right")
-        counts = next(iter(result["systems"].values())).get("per_count", {})
+        counts = next(iter(result["systems"].values()), {}).get("per_count", {})
         for k in counts:
             t.add_row(k, *(f"{s['per_count'][k]['der']:.1%} / {s['per_count'][k]['count_exact']:.0%} / "
                            f"{s['per_count'][k]['count_mae']:.2f}" for s in result["systems"].values()))
@@ -354,21 +526,25 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines = [f"Commit {meta['commit']}, {'quick' if meta['quick'] else 'full'} run, seed {meta['seed']}, "
              f"{meta['machine']['cpus']} CPUs, torch threads {meta['machine']['torch_threads']}, "
              f"total {meta.get('total_wall_s', 0):.0f} s.", ""]
-    lines += ["| Set | System | Files | DER | DER forgiving | Miss | FA | Confusion | JER | Count exact | Count MAE "
-              "| RTF |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += ["| Set | System | Files | DER | DER forgiving | Miss | FA | Confusion | JER | Overlap missed "
+              "| Overlap detected | Count exact | Count MAE | RTF | CPU s/s |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for set_name, s in summary["sets"].items():
         for sys_name, r in s.get("systems", {}).items():
+            cpu = f"{r['cpu_rtf']:.4f}" if r.get("cpu_rtf") is not None else "–"
             lines.append(f"| {set_name} | {sys_name} | {r['files']} | {r['der']:.1%} | {r['der_forgiving']:.1%} | "
                          f"{r['miss']:.1%} | {r['false_alarm']:.1%} | {r['confusion']:.1%} | {r['jer']:.1%} | "
-                         f"{r['count_exact']:.0%} | {r['count_mae']:.2f} | {r['rtf']:.4f} |")
-    long_files = summary["sets"].get("long", {}).get("systems", {}).get("ours", {}).get("long_files", [])
-    if long_files:
-        lines += ["", "| Long file | Hours | RTF | Wall s | Peak RSS MB | Model load s | DER |",
-                  "|---|---|---|---|---|---|---|"]
-        for r in long_files:
-            lines.append(f"| {r['uri']} | {r['duration'] / 3600:.2f} | {r['rtf']:.4f} | {r['wall_s']:.1f} | "
-                         f"{r['peak_rss_mb']:.0f} | {r['load_s']:.2f} | {r['der']:.1%} |")
+                         f"{_pct(r.get('overlap_missed'))} | {_pct(r.get('overlap_detected'))} | "
+                         f"{r['count_exact']:.0%} | {r['count_mae']:.2f} | {r['rtf']:.4f} | {cpu} |")
+    long_rows = [(n, r) for n, s in summary["sets"].get("long", {}).get("systems", {}).items()
+                 for r in s.get("long_files", [])]
+    if long_rows:
+        lines += ["", "| System | Long file | Hours | RTF | CPU s/s | Wall s | Peak RSS MB | Model load s | DER |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for n, r in long_rows:
+            cpu = f"{r['cpu_rtf']:.4f}" if "cpu_rtf" in r else "–"
+            lines.append(f"| {n} | {r['uri']} | {r['duration'] / 3600:.2f} | {r['rtf']:.4f} | {cpu} | "
+                         f"{r['wall_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['load_s']:.2f} | {r['der']:.1%} |")
     emb = summary["sets"].get("embeddings")
     if emb:
         lines += ["", f"Embeddings ({emb['backend']}):", "", "| Condition | EER | minDCF p=0.01 | minDCF p=0.05 |",

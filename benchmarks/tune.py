@@ -1,9 +1,10 @@
-"""Grid search over the cheap half of the pipeline (clustering, post-processing) on cached embeddings.
+"""Grid search over the cheap half of the pipeline (clustering, reconstruction) on cached embeddings.
 
-VAD and embeddings run once per file for the given front-end configuration; every grid point then
-re-clusters and re-scores in seconds. Use it on ``sim`` (tune) and confirm on ``sim-heldout``:
+The expensive half (``neural``: segmentation and local-speaker embeddings; ``windows``: VAD and window
+embeddings) runs once per file for the given front-end configuration; every grid point then re-clusters and
+re-scores in seconds. Use it on ``sim`` (tune) and confirm on ``sim-heldout``:
 
-    python -m benchmarks.tune --split tune --grid '{"clustering.merge_threshold": [0.7, 0.75, 0.8]}'
+    python -m benchmarks.tune --split tune --grid '{"speaker_clustering.threshold": [0.5, 0.6, 0.7]}'
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ from pyannote.core import Annotation
 
 from diarize.audio import load_audio
 from diarize.config import PipelineConfig
-from diarize.pipeline import DiarizationPipeline, SpeechEmbeddings, label_speakers
+from diarize.local_embeddings import LocalEmbeddings
+from diarize.pipeline import DiarizationPipeline, LocalSpeakers, SpeechEmbeddings, label_local_speakers, label_speakers
 from diarize.result import annotation_from_utterances
 from diarize.segmentation import Windows
+from diarize.speaker_clustering import resolve
 from diarize.speaker_count import speaker_bounds
+from diarize.speaker_segmentation import ChunkSegmentation
 
 from . import cache_root
 from .datasets import Item, ami_items, call_items, sim_items
@@ -71,21 +75,56 @@ def cached_features(items: list[Item], base: PipelineConfig, gain_db: float = 0.
     return out
 
 
+def cached_local_speakers(items: list[Item], base: PipelineConfig, gain_db: float = 0.0) -> list[LocalSpeakers]:
+    """``neural`` front end per file (segmentation + local-speaker embeddings), kept on disk per configuration."""
+    front = "n1" + base.model_dump_json(include={"audio", "neural_segmentation", "embedding"})
+    front += f"gain{gain_db:g}" if gain_db else ""
+    folder = cache_root() / "local-speakers" / hashlib.sha256(front.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    pipeline = None
+    out = []
+    for n, item in enumerate(items, 1):
+        path = folder / f"{item.uri}.npz"
+        if not path.exists():
+            pipeline = pipeline or DiarizationPipeline(base)
+            audio = load_audio(item.audio, base.audio)
+            np.multiply(audio.samples, np.float32(10 ** (gain_db / 20)), out=audio.samples)
+            local = pipeline.segment_speakers(audio)
+            print(f"front end {n}/{len(items)}: {item.uri}", flush=True)
+            seg, emb = local.segmentation, local.embeddings
+            np.savez(path, activity=seg.activity, chunk_starts=seg.chunk_starts, chunk_duration=seg.chunk_duration,
+                     frame_step=seg.frame_step, frame_duration=seg.frame_duration, duration=seg.duration,
+                     embeddings=emb.embeddings, clean_seconds=emb.clean_seconds, clean=emb.clean)
+        d = np.load(path)
+        seg = ChunkSegmentation(activity=d["activity"], log_probs=None, chunk_starts=d["chunk_starts"],
+                                chunk_duration=float(d["chunk_duration"]), frame_step=float(d["frame_step"]),
+                                frame_duration=float(d["frame_duration"]), duration=float(d["duration"]))
+        out.append(LocalSpeakers(seg, LocalEmbeddings(d["embeddings"], d["clean_seconds"], d["clean"])))
+    return out
+
+
 def score_grid(
     items: list[Item], base: PipelineConfig, grid: dict[str, list[Any]], count_hint: bool = False,
     gain_db: float = 0.0,
 ) -> list[dict[str, Any]]:
     """One summary row per grid point (front end computed once per file with ``base``); with ``count_hint``
     each file is clustered given its true speaker count, as a user passing ``num_speakers`` would."""
-    features = cached_features(items, base, gain_db)
+    neural = base.method == "neural"
+    features = (cached_local_speakers if neural else cached_features)(items, base, gain_db)
+    model_id = _model_id(base)
     rows = []
     for values in itertools.product(*grid.values()):
         overrides = dict(zip(grid, values))
         config = with_overrides(base, overrides)
         scorer = Scorer()
         for item, feats in zip(items, features):
-            bounds = speaker_bounds(feats.duration, num_speakers=item.num_speakers if count_hint else None)
-            utterances, _ = label_speakers(feats, bounds, config.clustering, config.postprocess)
+            duration = feats.segmentation.duration if neural else feats.duration
+            bounds = speaker_bounds(duration, num_speakers=item.num_speakers if count_hint else None)
+            if neural:
+                utterances, _ = label_local_speakers(feats, bounds, resolve(config.speaker_clustering, model_id),
+                                                     config.reconstruction)
+            else:
+                utterances, _ = label_speakers(feats, bounds, config.clustering, config.postprocess)
             hypothesis: Annotation = annotation_from_utterances(utterances, item.uri)
             scorer.add(item.reference, hypothesis, item.uem, item.num_speakers, 0.0, item.duration)
         summary = scorer.summary()
@@ -93,6 +132,13 @@ def score_grid(
                      "count_exact": summary.get("count_exact"), "count_mae": summary.get("count_mae")})
         print(json.dumps(rows[-1], default=lambda v: round(v, 4)), flush=True)
     return rows
+
+
+def _model_id(config: PipelineConfig) -> str:
+    """The embedding model id of ``config``'s backend."""
+    from diarize.embeddings import load_backend
+
+    return load_backend(config.embedding).model_id
 
 
 def main() -> None:

@@ -31,6 +31,24 @@ class ClusteringMethod(str, Enum):
     kmeans = "kmeans"
 
 
+class Profile(str, Enum):
+    accurate = "accurate"
+    fast = "fast"
+
+
+ProfileOption = typer.Option(
+    Profile.accurate, "--profile",
+    help="accurate: neural segmentation + CAM++, overlapping speech; fast: GE2E windows, one speaker at a time.")
+ClusteringOption = typer.Option(ClusteringMethod.spectral, "--clustering",
+                                help="Clustering method of the fast profile.")
+
+
+def pipeline_config(profile: Profile, clustering: ClusteringMethod) -> PipelineConfig:
+    """The named preset, with the fast profile's clustering method."""
+    config = PipelineConfig.preset(profile.value)
+    return config.model_copy(update={"clustering": config.clustering.model_copy(update={"method": clustering.value})})
+
+
 def fail(message: str) -> None:
     """One-line error on stderr and exit status 1 (bad input is the user's to fix, not a traceback)."""
     err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
@@ -77,7 +95,9 @@ def run(
     max_speakers: Optional[int] = typer.Option(None, "--max-speakers", help="At most this many speakers."),
     output_format: OutputFormat = typer.Option(OutputFormat.json, "--format", "-f", help="Output format."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
-    clustering: ClusteringMethod = typer.Option(ClusteringMethod.spectral, "--clustering", help="Clustering method."),
+    profile: Profile = ProfileOption,
+    clustering: ClusteringMethod = ClusteringOption,
+    exclusive: bool = typer.Option(False, "--exclusive", help="One speaker per instant (no overlapping utterances)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     multichannel: bool = typer.Option(False, "--multichannel", help="Diarize each channel on its own (1A, 2A, ...)."),
     channel_roles: Optional[str] = typer.Option(None, "--channel-roles", help="Role per channel: 1=Agent,2=Customer."),
@@ -102,7 +122,7 @@ def run(
     from .pipeline import DiarizationPipeline
 
     try:
-        config = PipelineConfig.model_validate({"clustering": {"method": clustering.value}})
+        config = pipeline_config(profile, clustering)
         if channel_roles is not None and not multichannel:
             fail("--channel-roles needs --multichannel")
         request = None
@@ -140,6 +160,8 @@ def run(
             from .voiceprints import apply_names
 
             result = apply_names(result, matches)
+        if exclusive:
+            result = result.exclusive()
     except DiarizeError as exc:
         fail(str(exc))
     _emit(result.to_json(with_centroids=False) + "\n" if output_format is OutputFormat.json else result.to_rttm(),
@@ -185,7 +207,8 @@ def batch(
     tenant: str = typer.Option("default", "--tenant", envvar="DIARIZE_TENANT", help="Voiceprint tenant."),
     hash_inputs: bool = typer.Option(False, "--hash", help="Know inputs by SHA-256, not size and mtime."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before."),
-    clustering: ClusteringMethod = typer.Option(ClusteringMethod.spectral, "--clustering", help="Clustering method."),
+    profile: Profile = ProfileOption,
+    clustering: ClusteringMethod = ClusteringOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress: failures and the summary only."),
 ) -> None:
     """Diarize every audio file under SRC: JSON + RTTM per file, index.jsonl/csv; resumable.
@@ -197,7 +220,7 @@ def batch(
 
     try:
         options = BatchOptions(
-            pipeline=PipelineConfig.model_validate({"clustering": {"method": clustering.value}}),
+            pipeline=pipeline_config(profile, clustering),
             num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
             multichannel=multichannel, pattern=pattern, workers=workers, threads=threads, fingerprint=fingerprint,
             identify=identify, store=str(store.absolute()) if store else None, tenant=tenant, ray=ray,

@@ -46,10 +46,22 @@ class SegmentationConfig(_Section):
     min_window: float = Field(0.4, gt=0, description="Speech regions shorter than this get no window of their own.")
 
 
+class NeuralSegmentationConfig(_Section):
+    """pyannote segmentation-3.0 over sliding chunks: speech, up to 3 local speakers per chunk, overlap."""
+
+    step: float = Field(5.0, gt=0, le=10.0, description="Chunk step (s); chunks are 10 s long.")
+    batch_size: int = Field(32, gt=0)
+    precision: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="auto: bfloat16 where the CPU computes it natively.")
+    min_clean: float = Field(
+        0.5, ge=0, description="A local speaker gets its own embedding from at least this much speech where nobody "
+        "else speaks (s); others are assigned by the chunk's constraints and the nearest centroid.")
+
+
 class EmbeddingConfig(_Section):
     """Which speaker-embedding backend and how to run it."""
 
-    backend: Literal["resemblyzer", "ecapa"] = "resemblyzer"
+    backend: Literal["campplus", "resemblyzer", "ecapa"] = "campplus"
     source: str | None = Field(None, description="Backend weights: hub id or local directory (ecapa) / .pt file.")
     device: str = "cpu"
     batch_size: int = Field(128, gt=0)
@@ -90,6 +102,24 @@ class ClusteringConfig(_Section):
     outlier_min_windows: int = Field(2, ge=1, description="How many such windows a new cluster needs.")
     outlier_coherence: float = Field(0.6, description="Their mean pairwise cosine must reach this.")
     p_percentile_grid: tuple[float, ...] = Field((0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5))
+
+
+class SpeakerClusteringConfig(_Section):
+    """Global clustering of (chunk, local speaker) embeddings: agglomerative with a cosine threshold, small
+    clusters folded into the nearest large one, then every local speaker reassigned to a centroid (two local
+    speakers of one chunk never to the same one). ``None`` takes the embedding model's calibrated value
+    (:data:`diarize.speaker_clustering.MODEL_DEFAULTS`)."""
+
+    threshold: float | None = Field(None, gt=0, lt=2, description="Merge clusters closer than this cosine distance.")
+    min_cluster_seconds: float | None = Field(
+        None, ge=0, description="Clusters with less clean speech than this (s) are folded into the nearest other.")
+
+
+class ReconstructionConfig(_Section):
+    """From clustered local speakers back to a timeline that may give two speakers at once."""
+
+    min_duration_off: float = Field(0.3, ge=0, description="Bridge a speaker's pauses shorter than this (s).")
+    min_duration_on: float = Field(0.1, ge=0, description="Drop speech turns shorter than this (s).")
 
 
 class PostprocessConfig(_Section):
@@ -137,9 +167,18 @@ class IdentificationConfig(_Section):
 
 
 class PipelineConfig(_Section):
-    """Complete configuration of :class:`diarize.pipeline.DiarizationPipeline`."""
+    """Complete configuration of :class:`diarize.pipeline.DiarizationPipeline`.
 
+    ``method``: ``neural`` (default; segmentation-3.0 + CAM++, overlap-aware) or ``windows`` (the first
+    generation: Silero VAD, fixed GE2E windows, spectral clustering; one speaker per instant). Named presets:
+    :meth:`preset`.
+    """
+
+    method: Literal["neural", "windows"] = "neural"
     audio: AudioConfig = AudioConfig()
+    neural_segmentation: NeuralSegmentationConfig = NeuralSegmentationConfig()
+    speaker_clustering: SpeakerClusteringConfig = SpeakerClusteringConfig()
+    reconstruction: ReconstructionConfig = ReconstructionConfig()
     vad: VADConfig = VADConfig()
     segmentation: SegmentationConfig = SegmentationConfig()
     embedding: EmbeddingConfig = EmbeddingConfig()
@@ -147,3 +186,13 @@ class PipelineConfig(_Section):
     postprocess: PostprocessConfig = PostprocessConfig()
     multichannel: MultichannelConfig = MultichannelConfig()
     identification: IdentificationConfig = IdentificationConfig()
+
+    @classmethod
+    def preset(cls, name: str) -> "PipelineConfig":
+        """``accurate`` (the default: neural segmentation, CAM++, overlap) or ``fast`` (GE2E windows, about 4x
+        less CPU, one speaker per instant)."""
+        if name == "accurate":
+            return cls()
+        if name == "fast":
+            return cls(method="windows", embedding=EmbeddingConfig(backend="resemblyzer"))
+        raise ValueError(f"unknown preset {name!r}; choose accurate or fast")

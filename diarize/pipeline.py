@@ -13,12 +13,17 @@ from threadpoolctl import threadpool_limits
 
 from .audio import Audio, load_audio
 from .clustering import cluster_embeddings
-from .config import ClusteringConfig, PipelineConfig, PostprocessConfig
+from .config import ClusteringConfig, PipelineConfig, PostprocessConfig, ReconstructionConfig
 from .embeddings import level_gain, load_backend
-from .postprocess import assign_utterances
+from .errors import ConfigError
+from .local_embeddings import LocalEmbeddings, embed_local_speakers
+from .postprocess import assign_utterances, speaker_label
+from .reconstruction import reconstruct
 from .result import Result, Speaker, Utterance
 from .segmentation import Windows, sliding_windows
+from .speaker_clustering import ClusteringDefaults, assign_local_speakers, cluster_speakers
 from .speaker_count import SpeakerBounds, speaker_bounds
+from .speaker_segmentation import ChunkSegmentation, SpeakerSegmenter
 from .vad import SileroVAD, frame_energies_db, interior_pauses, speech_level_db
 
 ProgressCallback = Callable[[str, float], None]
@@ -26,7 +31,7 @@ ProgressCallback = Callable[[str, float], None]
 
 @dataclass(frozen=True)
 class SpeechEmbeddings:
-    """The expensive half of the pipeline's work: where speech is, and one embedding per window
+    """The expensive half of the ``windows`` method: where speech is, and one embedding per window
     (``energies_db``: the signal's 10 ms frame energies, where pauses inside speech are found)."""
 
     regions: np.ndarray
@@ -42,7 +47,7 @@ def label_speakers(
     clustering: ClusteringConfig = ClusteringConfig(),
     postprocess: PostprocessConfig = PostprocessConfig(),
 ) -> tuple[list[Utterance], list[Speaker]]:
-    """The cheap half: cluster the window embeddings and turn window labels into utterances."""
+    """The cheap half of the ``windows`` method: cluster the window embeddings, window labels to utterances."""
     result = cluster_embeddings(features.embeddings, bounds, clustering)
     similarity = features.embeddings @ result.centroids.T
     pauses = None
@@ -64,6 +69,51 @@ def label_speakers(
     return utterances, speakers
 
 
+@dataclass(frozen=True)
+class LocalSpeakers:
+    """The expensive half of the ``neural`` method: the chunks' local speakers and their embeddings."""
+
+    segmentation: ChunkSegmentation
+    embeddings: LocalEmbeddings
+
+
+def label_local_speakers(
+    local: LocalSpeakers,
+    bounds: SpeakerBounds,
+    clustering: ClusteringDefaults,
+    reconstruction: ReconstructionConfig = ReconstructionConfig(),
+) -> tuple[list[Utterance], list[Speaker]]:
+    """The cheap half of the ``neural`` method: cluster the local speakers, rebuild the (overlapping) turns."""
+    seg, emb = local.segmentation, local.embeddings
+    shaping = emb.clean & ~np.isnan(emb.embeddings).any(axis=-1)
+    centroids = cluster_speakers(emb.embeddings[shaping], emb.clean_seconds[shaping], bounds, clustering)
+    assignment = assign_local_speakers(emb.embeddings, centroids)
+    timeline = reconstruct(seg.activity, seg.chunk_starts, seg.frame_step, seg.frame_duration, seg.duration,
+                           assignment.labels, assignment.num_speakers)
+    turns = timeline.turns(reconstruction)
+    confidence = _speaker_confidence(assignment.margin, assignment.labels, assignment.num_speakers)
+    names: dict[int, str] = {}
+    utterances = []
+    for k, start, end in turns:
+        name = names.setdefault(k, speaker_label(len(names)))
+        utterances.append(Utterance(name, round(start, 3), round(min(end, seg.duration), 3), confidence[k]))
+    speakers = [
+        Speaker(label=name, talk_time=round(sum(u.duration for u in utterances if u.speaker == name), 3),
+                utterance_count=sum(1 for u in utterances if u.speaker == name), centroid=centroids[k])
+        for k, name in names.items()
+    ]
+    return utterances, speakers
+
+
+def _speaker_confidence(margin: np.ndarray, labels: np.ndarray, k: int, scale: float = 0.2) -> list[float]:
+    """How clearly each speaker's local speakers belong to it: mean cosine margin over the next centroid, in [0, 1]."""
+    out = []
+    for j in range(k):
+        mine = margin[labels == j]
+        out.append(round(float(np.clip(mine / scale, 0.0, 1.0).mean()) if mine.size else 0.0, 3))
+    return out
+
+
 class DiarizationPipeline:
     """Audio in, labeled utterances out. Models load once, in the constructor.
 
@@ -73,8 +123,17 @@ class DiarizationPipeline:
 
     def __init__(self, config: PipelineConfig = PipelineConfig()):
         self.config = config
-        self.vad = SileroVAD(config.vad)
         self.embedding_backend = load_backend(config.embedding)
+        self.vad: SileroVAD | None = None
+        self.segmenter: SpeakerSegmenter | None = None
+        if config.method == "neural":
+            if not hasattr(self.embedding_backend, "embed_features"):
+                raise ConfigError(f"method 'neural' needs a backend that embeds filterbank frames (campplus), "
+                                  f"not {config.embedding.backend!r}; use method 'windows' (the 'fast' preset)")
+            seg = config.neural_segmentation
+            self.segmenter = SpeakerSegmenter(step=seg.step, batch_size=seg.batch_size, precision=seg.precision)
+        else:
+            self.vad = SileroVAD(config.vad)
         # silero_vad sets torch to 1 thread on import: choose the count deliberately, after all imports;
         # numpy's BLAS and scikit-learn's OpenMP get the same count (one pool per core in each of several
         # worker processes oversubscribes the CPU: batch throughput 175 -> 283 audio-h/h with 2 workers).
@@ -82,8 +141,31 @@ class DiarizationPipeline:
         torch.set_num_threads(threads)
         threadpool_limits(threads)
 
+    @property
+    def clustering_defaults(self) -> ClusteringDefaults:
+        """The neural method's clustering parameters for this embedding model."""
+        from .speaker_clustering import resolve
+
+        return resolve(self.config.speaker_clustering, self.embedding_backend.model_id)
+
+    def segment_speakers(self, audio: Audio, progress: ProgressCallback | None = None) -> LocalSpeakers:
+        """Neural segmentation of the mono downmix, then one embedding per chunk and local speaker."""
+        assert self.segmenter is not None
+        report = progress or (lambda stage, fraction: None)
+        samples = audio.mono()
+        report("segment", 0.02)
+        seg = self.segmenter(samples, progress=lambda f: report("segment", 0.02 + 0.38 * f))
+        report("embed", 0.4)
+        features = self.embedding_backend.features(samples)
+        local = embed_local_speakers(
+            seg.activity, seg.chunk_starts, seg.frame_step, seg.frame_duration, features,
+            self.embedding_backend.embed_features, self.embedding_backend.dimension,
+            self.config.neural_segmentation.min_clean, progress=lambda f: report("embed", 0.45 + 0.5 * f))
+        return LocalSpeakers(seg, local)
+
     def embed_speech(self, audio: Audio, progress: ProgressCallback | None = None) -> SpeechEmbeddings:
-        """VAD, windows and window embeddings of the mono downmix."""
+        """``windows`` method: VAD, windows and window embeddings of the mono downmix."""
+        assert self.vad is not None
         report = progress or (lambda stage, fraction: None)
         samples = audio.mono()
         report("vad", 0.05)
@@ -106,15 +188,25 @@ class DiarizationPipeline:
         max_speakers: int | None = None,
         progress: ProgressCallback | None = None,
     ) -> Result:
-        """Diarize ``audio`` (a path, encoded bytes or a loaded :class:`Audio`); speaker-count hints are optional."""
+        """Diarize ``audio`` (a path, encoded bytes or a loaded :class:`Audio`); speaker-count hints are optional.
+
+        With the ``neural`` method utterances of different speakers may overlap in time; ``Result.exclusive()``
+        gives one speaker per instant.
+        """
         report = progress or (lambda stage, fraction: None)
         report("decode", 0.0)
         if not isinstance(audio, Audio):
             audio = load_audio(audio, self.config.audio)
         bounds = speaker_bounds(audio.duration, num_speakers, min_speakers, max_speakers)
-        features = self.embed_speech(audio, report)
-        report("cluster", 0.9)
-        utterances, speakers = label_speakers(features, bounds, self.config.clustering, self.config.postprocess)
+        if self.config.method == "neural":
+            local = self.segment_speakers(audio, report)
+            report("cluster", 0.95)
+            utterances, speakers = label_local_speakers(local, bounds, self.clustering_defaults,
+                                                        self.config.reconstruction)
+        else:
+            features = self.embed_speech(audio, report)
+            report("cluster", 0.9)
+            utterances, speakers = label_speakers(features, bounds, self.config.clustering, self.config.postprocess)
         report("done", 1.0)
         return Result(
             utterances=utterances,

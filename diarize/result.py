@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -152,6 +153,26 @@ class Result:
                 return spk
         raise KeyError(label)
 
+    def exclusive(self, min_duration: float = 0.05) -> "Result":
+        """The same result with one speaker per instant (per channel): for transcripts and word assignment.
+
+        Where utterances overlap, the speaker of the longer utterance keeps the time (a backchannel inside a
+        turn goes; at a change of speaker the longer turn keeps the overlap); what remains of the other is
+        kept when at least ``min_duration`` long. Speakers' talk time and utterance count follow.
+        """
+        pieces = exclusive_utterances(self.utterances, min_duration)
+        speakers = [dataclasses.replace(
+            s, talk_time=sum(u.duration for u in pieces if u.speaker == s.label and u.channel == s.channel),
+            utterance_count=sum(1 for u in pieces if u.speaker == s.label and u.channel == s.channel))
+            for s in self.speakers]
+        return dataclasses.replace(self, utterances=pieces, speakers=speakers)
+
+    @property
+    def overlapped_seconds(self) -> float:
+        """Seconds where two or more utterances of one channel overlap."""
+        exclusive = sum(u.duration for u in exclusive_utterances(self.utterances, 0.0))
+        return max(sum(u.duration for u in self.utterances) - exclusive, 0.0)
+
     def to_dict(self, with_centroids: bool = True) -> dict[str, Any]:
         out = {
             "uri": self.uri,
@@ -195,6 +216,29 @@ class Result:
         summary = data.get("identification")
         return cls(utterances, speakers, data["audio_duration"], data.get("model", ""), data.get("config", {}),
                    data.get("uri", "audio"), IdentificationSummary.from_dict(summary) if summary else None)
+
+
+def exclusive_utterances(utterances: list[Utterance], min_duration: float = 0.05) -> list[Utterance]:
+    """``utterances`` with overlaps (within a channel) given to the longer utterance; see :meth:`Result.exclusive`."""
+    out: list[Utterance] = []
+    for channel in sorted({u.channel for u in utterances}, key=lambda c: -1 if c is None else c):
+        mine = [u for u in utterances if u.channel == channel]
+        priority = {i: (-u.duration, u.start, u.speaker) for i, u in enumerate(mine)}
+        events = sorted([(u.start, 1, i) for i, u in enumerate(mine)] + [(u.end, 0, i) for i, u in enumerate(mine)])
+        active: set[int] = set()
+        runs: list[list] = []
+        previous = None
+        for t, starts, i in events:
+            if previous is not None and t > previous and active:
+                holder = min(active, key=priority.__getitem__)
+                if runs and runs[-1][0] == holder and abs(runs[-1][2] - previous) < 1e-9:
+                    runs[-1][2] = t
+                else:
+                    runs.append([holder, previous, t])
+            (active.add if starts else active.discard)(i)
+            previous = t
+        out += [dataclasses.replace(mine[i], start=a, end=b) for i, a, b in runs if b - a >= min_duration]
+    return sorted(out, key=lambda u: (u.start, u.channel or 0))
 
 
 def annotation_from_utterances(utterances: Iterable[Utterance], uri: str = "audio") -> Annotation:

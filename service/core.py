@@ -197,6 +197,8 @@ class Service:
             result = identified.to_dict(with_centroids=True)
         elif matches:
             result = with_enrolled(Result.from_dict(result), matches, self.identification).to_dict(with_centroids=True)
+        if options.exclusive:
+            result = Result.from_dict(result).exclusive().to_dict(with_centroids=True)
         response = DiarizeResponse.from_result(result, warnings, matches)
         return self.voice.annotate(tenant, result, response, file_id=file_id)
 

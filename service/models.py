@@ -65,6 +65,8 @@ class DiarizeOptions(_Model):
     transcript: list[TranscriptWord] | None = Field(
         None, exclude=True, description="ASR words (a word list or Whisper JSON); not echoed back in jobs.")
     identify_enrolled: bool = Field(False, description="Match speakers against the tenant's enrolled voiceprints.")
+    exclusive: bool = Field(False, description="One speaker per instant: overlapped speech goes to the speaker of the "
+                                               "longer utterance (by default utterances of two speakers may overlap).")
 
     @field_validator("transcript", mode="before")
     @classmethod

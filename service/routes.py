@@ -132,6 +132,8 @@ def form_options(
     identify_enrolled: Annotated[bool, Form(
         description="Match speakers against enrolled voiceprints (evidence for speaker_identification when "
                     "given).")] = False,
+    exclusive: Annotated[bool, Form(
+        description="One speaker per instant (no overlapping utterances), e.g. for subtitles.")] = False,
 ) -> DiarizeOptions:
     """Diarization options from multipart form fields (objects as JSON strings)."""
     try:
@@ -143,6 +145,7 @@ def form_options(
             speaker_identification=_parse(SpeakerIdentification, "speaker_identification", speaker_identification),
             transcript=_transcript(transcript),
             identify_enrolled=identify_enrolled,
+            exclusive=exclusive,
         )
     except ValidationError as exc:
         raise _invalid(exc) from None

@@ -12,7 +12,7 @@ from .speech import reader_utterances
 
 @pytest.fixture(scope="module")
 def backend():
-    return load_backend(EmbeddingConfig(precision="float32"))
+    return load_backend(EmbeddingConfig(backend="resemblyzer", precision="float32"))
 
 
 def test_mel_in_blocks_equals_one_shot_librosa(backend):
@@ -77,7 +77,7 @@ def test_bfloat16_embeddings_stay_within_a_hair_of_float32(backend, data_dir):
     speech = np.concatenate(reader_utterances(data_dir, "2033", 2))
     starts = np.arange(0, len(speech) - 24000, 8000)
     exact = backend.embed_windows(speech, starts, starts + 24000)
-    fast = load_backend(EmbeddingConfig(precision="bfloat16"))
+    fast = load_backend(EmbeddingConfig(backend="resemblyzer", precision="bfloat16"))
     assert fast.bfloat16 and not backend.bfloat16
     approx = fast.embed_windows(speech, starts, starts + 24000)
     agreement = np.sum(exact * approx, axis=1)
@@ -88,12 +88,12 @@ def test_bfloat16_embeddings_stay_within_a_hair_of_float32(backend, data_dir):
 def test_auto_precision_follows_the_cpu():
     from diarize.embeddings.resemblyzer import native_bfloat16
 
-    assert load_backend(EmbeddingConfig()).bfloat16 == native_bfloat16()
+    assert load_backend(EmbeddingConfig(backend="resemblyzer")).bfloat16 == native_bfloat16()
 
 
 def test_bad_backend_configuration_is_a_typed_error(tmp_path):
     missing = tmp_path / "nope.pt"
     with pytest.raises(ModelError, match="nope.pt"):
-        load_backend(EmbeddingConfig(source=str(missing)))
+        load_backend(EmbeddingConfig(backend="resemblyzer", source=str(missing)))
     with pytest.raises(ConfigError):
         load_backend(EmbeddingConfig.model_construct(backend="word2vec"))

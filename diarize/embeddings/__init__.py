@@ -19,6 +19,12 @@ def load_backend(config: EmbeddingConfig = EmbeddingConfig()) -> EmbeddingBacken
         from .ecapa import EcapaBackend
 
         return EcapaBackend(source=config.source, device=config.device, batch_size=config.batch_size)
+    if config.backend == "campplus":
+        from .campplus import CampplusBackend
+
+        return CampplusBackend(
+            weights=config.source, device=config.device, batch_size=config.batch_size, precision=config.precision
+        )
     raise ConfigError(f"unknown embedding backend {config.backend!r}")
 
 

@@ -70,6 +70,8 @@ def identify(
     cues += vp_cues
     utterances = result.utterances
     if request.words:
+        # Words go to one speaker each: assign them on the exclusive view (one speaker per instant).
+        result = result.exclusive()
         attributed = attach_transcript(result.utterances, list(request.words), config.max_word_gap)
         utterances = attributed.utterances
         notes.append(f"transcript: {len(request.words)} words, {attributed.unattributed} near no speaker's speech "

@@ -42,6 +42,9 @@ DOMINANT_SHARE = 0.7
 #: Without a diarizer: two groups of speech windows whose centroids score below this are two voices.
 SEPARATION = 0.75
 _WINDOW, _HOP = 1.5, 0.75
+#: Backends that embed filterbank segments of any length (CAM++): a sample's voice vector comes from its
+#: speech joined across pauses, in pieces of at most this many seconds (see :func:`embed_speech`).
+SEGMENT_SECONDS = 30.0
 _MAX_NAME = 200
 
 AudioInput = Any  # a path, bytes, a diarize.audio.Audio, or 16 kHz mono float samples
@@ -118,9 +121,10 @@ def to_samples(audio: AudioInput) -> tuple[np.ndarray, str, Any]:
     return np.asarray(audio.mono(), dtype=np.float32).reshape(-1), name, audio
 
 
-def _windows(regions: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
+def _windows(regions: Sequence[tuple[float, float]], window: float = _WINDOW,
+             hop: float = _HOP) -> tuple[np.ndarray, np.ndarray]:
     """1.5 s windows every 0.75 s inside each speech region (a shorter region of 0.5 s or more is one window)."""
-    win, hop = int(_WINDOW * SAMPLE_RATE), int(_HOP * SAMPLE_RATE)
+    win, hop = int(window * SAMPLE_RATE), int(hop * SAMPLE_RATE)
     bounds: list[tuple[int, int]] = []
     for a, b in regions:
         s, e = int(a * SAMPLE_RATE), int(b * SAMPLE_RATE)
@@ -133,6 +137,20 @@ def _windows(regions: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.nda
             bounds.append((e - win, e))
     arr = np.asarray(bounds, dtype=np.int64).reshape(-1, 2)
     return arr[:, 0], arr[:, 1]
+
+
+def embed_speech(backend: Any, fbank: np.ndarray, frames: np.ndarray, max_frames: int) -> np.ndarray:
+    """Unit voice vector of the filterbank ``frames`` (indices, in time order) of one voice.
+
+    For backends that embed filterbank segments of any length (``embed_features``: CAM++). The frames are
+    joined across pauses and cut into equal pieces of at most ``max_frames``; the vector is the
+    frame-weighted mean of the pieces' unit vectors.
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    pieces = [fbank[p] for p in np.array_split(frames, max(1, -(-len(frames) // max_frames)))]
+    vectors = backend.embed_features(pieces)
+    weights = np.array([len(p) for p in pieces], dtype=np.float64)
+    return _unit((weights[:, None] * vectors).sum(axis=0))
 
 
 def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | None = None,

@@ -1,0 +1,112 @@
+"""From clustered local speakers back to one timeline: per frame, how many speak and which ones.
+
+Each chunk's local activity is mapped to the file's speakers, averaged over the overlapping chunks (Hann
+weights: a chunk is least sure near its edges) and, at every frame, the speakers with the highest scores are
+kept, as many as the chunks say are speaking there (0, 1 or 2). So two speakers may hold one instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import ReconstructionConfig
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Frame-level result: ``active[g, k]`` whether speaker k speaks in frame g, ``score`` the averaged
+    activity behind it; frame g is centred at ``offset + g * step`` seconds."""
+
+    active: np.ndarray
+    score: np.ndarray
+    step: float
+    offset: float
+
+    def turns(self, config: ReconstructionConfig = ReconstructionConfig(), exclusive: bool = False
+              ) -> list[tuple[int, float, float]]:
+        """``(speaker, start, end)`` runs of speech, short pauses bridged and short blips dropped, time-ordered.
+
+        With ``exclusive`` only the highest-scoring active speaker holds each frame.
+        """
+        active = self.active
+        if exclusive and active.shape[1]:
+            top = np.argmax(np.where(active, self.score, -np.inf), axis=1)
+            active = np.zeros_like(active)
+            speaking = self.active.any(axis=1)
+            active[np.flatnonzero(speaking), top[speaking]] = True
+        out: list[tuple[int, float, float]] = []
+        for k in range(active.shape[1]):
+            for first, last in _runs(active[:, k]):
+                out.append((k, self.offset + (first - 0.5) * self.step, self.offset + (last + 0.5) * self.step))
+        out = _bridge(out, config.min_duration_off)
+        out = [t for t in out if t[2] - t[1] >= config.min_duration_on]
+        return sorted(((k, max(a, 0.0), b) for k, a, b in out), key=lambda t: (t[1], t[0]))
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """First and last index of each run of True."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1))
+
+
+def _bridge(turns: list[tuple[int, float, float]], gap: float) -> list[tuple[int, float, float]]:
+    """Join a speaker's consecutive turns separated by less than ``gap`` seconds."""
+    out: list[tuple[int, float, float]] = []
+    for k, a, b in sorted(turns):
+        if out and out[-1][0] == k and a - out[-1][2] < gap:
+            out[-1] = (k, out[-1][1], max(b, out[-1][2]))
+        else:
+            out.append((k, a, b))
+    return out
+
+
+def reconstruct(
+    activity: np.ndarray,
+    chunk_starts: np.ndarray,
+    frame_step: float,
+    frame_duration: float,
+    duration: float,
+    labels: np.ndarray,
+    num_speakers: int,
+) -> Timeline:
+    """The file's timeline from chunk activity ``(chunks, frames, local)`` (0/1) and each local speaker's
+    global ``labels`` ``(chunks, local)`` (-1: none).
+
+    Frames of different chunks are aligned on one grid of ``frame_step``; every grid frame gets the
+    Hann-weighted mean of the chunks covering it, for each speaker and for the number of speakers, which is
+    rounded to give how many speakers the frame keeps.
+    """
+    chunks, frames, local = activity.shape
+    n_grid = max(int(np.ceil(duration / frame_step)), 1)
+    score = np.zeros((n_grid, max(num_speakers, 0)), dtype=np.float64)
+    count = np.zeros(n_grid, dtype=np.float64)
+    weight = np.zeros(n_grid, dtype=np.float64)
+    hann = np.hanning(frames + 2)[1:-1]
+    for c in range(chunks):
+        first = int(round(chunk_starts[c] / frame_step))
+        n = min(frames, n_grid - first)
+        if n <= 0:
+            continue
+        rows = slice(first, first + n)
+        w = hann[:n]
+        act = activity[c, :n].astype(np.float64)
+        weight[rows] += w
+        count[rows] += w * act.sum(axis=1)
+        mapped = np.zeros((n, score.shape[1]))
+        for s in np.flatnonzero(labels[c] >= 0):
+            # Two local speakers given one speaker (only when a chunk has more than the file) count once.
+            mapped[:, labels[c, s]] = np.maximum(mapped[:, labels[c, s]], act[:, s])
+        score[rows] += w[:, None] * mapped
+    covered = weight > 0
+    score[covered] /= weight[covered, None]
+    count[covered] /= weight[covered]
+    keep = np.minimum(np.round(count).astype(np.int64), num_speakers)
+    active = np.zeros_like(score, dtype=bool)
+    if num_speakers:
+        order = np.argsort(-score, axis=1, kind="stable")
+        ranks = np.empty_like(order)
+        np.put_along_axis(ranks, order, np.arange(num_speakers)[None, :].repeat(n_grid, axis=0), axis=1)
+        active = (ranks < keep[:, None]) & (score > 0)
+    return Timeline(active, score.astype(np.float32), frame_step, frame_duration / 2)

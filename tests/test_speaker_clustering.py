@@ -1,0 +1,82 @@
+"""Global clustering of local-speaker embeddings: threshold, size rule, count hints, per-chunk constraint."""
+
+import numpy as np
+import pytest
+
+from diarize.config import SpeakerClusteringConfig
+from diarize.errors import ConfigError
+from diarize.speaker_clustering import (
+    MODEL_DEFAULTS, ClusteringDefaults, assign_local_speakers, cluster_speakers, resolve,
+)
+from diarize.speaker_count import SpeakerBounds
+
+FREE = SpeakerBounds(1, 20)
+PARAMS = ClusteringDefaults(threshold=0.5, min_cluster_seconds=3.0)
+
+
+def voices(n_speakers: int, per_speaker: int, spread: float, seed: int = 0, dim: int = 64):
+    """Unit embeddings around ``n_speakers`` random orthogonal-ish centres; labels."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_speakers, dim))
+    x = np.repeat(centres, per_speaker, axis=0) + spread * rng.standard_normal((n_speakers * per_speaker, dim))
+    labels = np.repeat(np.arange(n_speakers), per_speaker)
+    return x / np.linalg.norm(x, axis=1, keepdims=True), labels
+
+
+@pytest.mark.parametrize("k", [1, 2, 4, 7])
+def test_threshold_finds_the_number_of_voices(k):
+    x, labels = voices(k, 12, 0.3, seed=k)
+    centroids = cluster_speakers(x, np.full(len(x), 2.0), FREE, PARAMS)
+    assert len(centroids) == k
+    # Each true voice lands on exactly one centroid.
+    nearest = np.argmax(x @ centroids.T, axis=1)
+    assert all(len(set(nearest[labels == j])) == 1 for j in range(k))
+    assert len(set(nearest)) == k
+
+
+def test_small_clusters_fold_into_the_nearest_large_one():
+    x, _ = voices(3, 10, 0.3, seed=1)
+    outlier = np.random.default_rng(5).standard_normal((1, x.shape[1]))
+    x = np.vstack([x, outlier / np.linalg.norm(outlier)])
+    seconds = np.full(len(x), 2.0)
+    seconds[-1] = 1.0  # an outlier with 1 s of speech is not a speaker of its own
+    assert len(cluster_speakers(x, seconds, FREE, PARAMS)) == 3
+    seconds[-1] = 5.0
+    assert len(cluster_speakers(x, seconds, FREE, PARAMS)) == 4
+
+
+def test_count_hints_bound_the_result():
+    x, _ = voices(4, 10, 0.3, seed=2)
+    seconds = np.full(len(x), 2.0)
+    assert len(cluster_speakers(x, seconds, SpeakerBounds(2, 2), PARAMS)) == 2
+    assert len(cluster_speakers(x, seconds, SpeakerBounds(6, 6), PARAMS)) == 6
+    assert len(cluster_speakers(x, seconds, SpeakerBounds(1, 3), PARAMS)) == 3
+    assert len(cluster_speakers(x, seconds, SpeakerBounds(5, 9), PARAMS)) == 5
+    assert len(cluster_speakers(x, seconds, SpeakerBounds(2, 9), PARAMS)) == 4
+
+
+def test_no_or_one_embedding():
+    assert cluster_speakers(np.zeros((0, 8)), np.zeros(0), FREE, PARAMS).shape == (0, 8)
+    one = np.eye(8)[:1]
+    assert np.allclose(cluster_speakers(one, np.ones(1), FREE, PARAMS), one)
+
+
+def test_two_local_speakers_of_a_chunk_get_two_speakers():
+    centroids = np.eye(3, 8, dtype=np.float32)
+    both_like_a = np.stack([centroids[0] * 0.9 + centroids[1] * 0.1, centroids[0] * 0.8 + centroids[1] * 0.4])
+    emb = np.full((2, 3, 8), np.nan, dtype=np.float32)
+    emb[0, :2] = both_like_a / np.linalg.norm(both_like_a, axis=1, keepdims=True)
+    emb[1, 2] = centroids[2]
+    out = assign_local_speakers(emb, centroids)
+    assert out.labels[0, 0] == 0 and out.labels[0, 1] == 1  # the weaker match gives way
+    assert out.labels[0, 2] == -1 and list(out.labels[1]) == [-1, -1, 2]
+    assert out.margin[1, 2] == pytest.approx(1.0)
+    assert out.similarity[0, 0] > 0.9
+
+
+def test_model_defaults_are_keyed_by_model():
+    assert resolve(SpeakerClusteringConfig(), "campplus-zh-en-common") == MODEL_DEFAULTS["campplus-zh-en-common"]
+    assert resolve(SpeakerClusteringConfig(threshold=0.3), "campplus-zh-en-common").threshold == 0.3
+    with pytest.raises(ConfigError, match="no clustering defaults"):
+        resolve(SpeakerClusteringConfig(), "some-other-model")
+    assert resolve(SpeakerClusteringConfig(threshold=0.3, min_cluster_seconds=1), "x") == ClusteringDefaults(0.3, 1)
