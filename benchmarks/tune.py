@@ -20,7 +20,7 @@ from pyannote.core import Annotation
 
 from diarize.audio import load_audio
 from diarize.config import PipelineConfig
-from diarize.local_embeddings import LocalEmbeddings
+from diarize.local_embeddings import LocalTurns
 from diarize.pipeline import DiarizationPipeline, LocalSpeakers, SpeechEmbeddings, label_local_speakers, label_speakers
 from diarize.result import annotation_from_utterances
 from diarize.segmentation import Windows
@@ -76,8 +76,8 @@ def cached_features(items: list[Item], base: PipelineConfig, gain_db: float = 0.
 
 
 def cached_local_speakers(items: list[Item], base: PipelineConfig, gain_db: float = 0.0) -> list[LocalSpeakers]:
-    """``neural`` front end per file (segmentation + local-speaker embeddings), kept on disk per configuration."""
-    front = "n1" + base.model_dump_json(include={"audio", "neural_segmentation", "embedding"})
+    """``neural`` front end per file (segmentation + local-turn embeddings), kept on disk per configuration."""
+    front = "n2" + base.model_dump_json(include={"audio", "neural_segmentation", "embedding", "vad"})
     front += f"gain{gain_db:g}" if gain_db else ""
     folder = cache_root() / "local-speakers" / hashlib.sha256(front.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
@@ -91,15 +91,18 @@ def cached_local_speakers(items: list[Item], base: PipelineConfig, gain_db: floa
             np.multiply(audio.samples, np.float32(10 ** (gain_db / 20)), out=audio.samples)
             local = pipeline.segment_speakers(audio)
             print(f"front end {n}/{len(items)}: {item.uri}", flush=True)
-            seg, emb = local.segmentation, local.embeddings
+            seg, turns = local.segmentation, local.turns
             np.savez(path, activity=seg.activity, chunk_starts=seg.chunk_starts, chunk_duration=seg.chunk_duration,
                      frame_step=seg.frame_step, frame_duration=seg.frame_duration, duration=seg.duration,
-                     embeddings=emb.embeddings, clean_seconds=emb.clean_seconds, clean=emb.clean)
+                     speech=local.speech if local.speech is not None else np.zeros((0, 2)),
+                     has_speech=local.speech is not None,
+                     **{f"turn_{name}": getattr(turns, name) for name in LocalTurns.__dataclass_fields__})
         d = np.load(path)
         seg = ChunkSegmentation(activity=d["activity"], log_probs=None, chunk_starts=d["chunk_starts"],
                                 chunk_duration=float(d["chunk_duration"]), frame_step=float(d["frame_step"]),
                                 frame_duration=float(d["frame_duration"]), duration=float(d["duration"]))
-        out.append(LocalSpeakers(seg, LocalEmbeddings(d["embeddings"], d["clean_seconds"], d["clean"])))
+        turns = LocalTurns(**{name: d[f"turn_{name}"] for name in LocalTurns.__dataclass_fields__})
+        out.append(LocalSpeakers(seg, turns, d["speech"] if d["has_speech"] else None))
     return out
 
 

@@ -59,6 +59,7 @@ from diarize.voiceprints.enrollment import (  # noqa: E402
     _windows,
     embed_speech,
     two_means,
+    voice_frames,
 )
 from diarize.voiceprints.identification import identify_vectors  # noqa: E402
 from diarize.voiceprints.store import NewPoint  # noqa: E402
@@ -80,8 +81,10 @@ MEMBER_MISS = 0.01
 CONSISTENCY_MISS = 0.005
 SEPARATION_MISS = 0.005
 
-#: Same-speaker material of a calibration reader: its utterance cut in this many parts of equal speech time.
+#: Same-speaker material of a calibration reader: its utterance cut in this many parts of equal speech time,
+#: each of at least PART_MIN_SPEECH seconds (readers with less speech only give different-speaker scores).
 PARTS = 3
+PART_MIN_SPEECH = 3.0
 #: Simulated calls of the calibration half (links): this many agents, one call per part each.
 CALIBRATION_AGENTS = 24
 
@@ -166,8 +169,12 @@ def unit_vector(backend, audio, regions: np.ndarray, method: str) -> np.ndarray:
         pieces = [p for f in frames for p in np.array_split(f, max(1, -(-len(f) // (10 * FRAMES_PER_S))))]
         v = backend.embed_features([audio[p] for p in pieces])
         return _unit((np.array([len(p) for p in pieces], float)[:, None] * v).sum(axis=0))
+    # speech10 / speech: enrollment's frames (every frame inside a 1.5 s window of the speech)
+    s, e = _windows([tuple(r) for r in regions])
+    first, count = backend.window_frames(s, e, len(audio))
     seconds = {"speech10": 10.0, "speech": SEGMENT_SECONDS}[method]
-    return embed_speech(backend, audio, np.concatenate(frames), int(seconds * FRAMES_PER_S))
+    return embed_speech(backend, audio, voice_frames(first, count, np.ones(len(s), bool), len(audio)),
+                        int(seconds * FRAMES_PER_S))
 
 
 def embed(model: str) -> Path:
@@ -215,8 +222,8 @@ def embed(model: str) -> Path:
              unit_speech=np.array(u_speech), windows=np.concatenate(windows), window_offsets=np.array(w_off),
              methods=np.array(methods), model=model, model_id=backend.model_id, dimension=backend.dimension,
              **{f"vectors_{m}": np.stack(v).astype(np.float32) for m, v in vectors.items()})
-    print(f"embedded {len(files)} utterances and {len(u_file) - len(files)} parts ({sum(u_speech[:len(files)]):.0f} s "
-          f"of speech...) in {time.time() - t0:.0f} s -> {out}")
+    print(f"embedded {len(files)} utterances and {len(u_file) - len(files)} parts ({sum(s for s, p in zip(u_speech, u_part) if p < 0):.0f} s "
+          f"of speech) in {time.time() - t0:.0f} s -> {out}")
     return out
 
 
@@ -256,9 +263,10 @@ class Corpus:
         # calibration half: even train-clean readers, whole and in parts
         self.cal_whole = [u for u in whole if self.half[u] == "calibration"]
         self.cal_readers = sorted({self.reader[u] for u in self.cal_whole}, key=int)
-        self.cal_parts = {r: [u for u in range(len(self.file)) if self.part[u] >= 0 and self.reader[u] == r]
-                          for r in self.cal_readers}
         self.cal_utt = {self.reader[u]: u for u in self.cal_whole}
+        long_enough = [r for r in self.cal_readers if self.speech[self.cal_utt[r]] >= PARTS * PART_MIN_SPEECH]
+        self.cal_parts = {r: [u for u in range(len(self.file)) if self.part[u] >= 0 and self.reader[u] == r]
+                          for r in long_enough}
         assert not set(self.readers + [self.reader[u] for u in self.impostors]) & set(self.cal_readers)
 
     def utts(self, reader: str) -> list[int]:
@@ -343,8 +351,7 @@ def calibration_identify_scores(c: Corpus, vectors: np.ndarray | None = None) ->
     vectors = c.vectors if vectors is None else vectors
     genuine, impostor = [], []
     whole = np.array(c.cal_whole)
-    for r in c.cal_readers:
-        parts = c.cal_parts[r]
+    for r, parts in c.cal_parts.items():
         others = whole[[c.reader[u] != r for u in whole]]
         for probe in parts:
             v = _enroll_vector(c, [p for p in parts if p != probe], vectors)
@@ -370,15 +377,22 @@ def scoring_identify_scores(c: Corpus, vectors: np.ndarray | None = None) -> tup
 
 
 def methods_benchmark(c: Corpus) -> dict:
-    """EER of identification scores for every way of embedding an utterance, on each half."""
+    """Identification scores for every way of embedding an utterance, on each half: EER, d' (separation of the
+    two score distributions in pooled standard deviations), low genuine and high impostor quantiles, and the
+    share of genuine scores below the identify rule's threshold."""
     out = {}
     for m, vectors in c.all_vectors.items():
-        cg, ci = calibration_identify_scores(c, vectors)
-        sg, si = scoring_identify_scores(c, vectors)
-        out[m] = {"calibration_half": {**_eer(cg, ci), "genuine_mean": round(float(cg.mean()), 4),
-                                       "impostor_mean": round(float(ci.mean()), 4)},
-                  "scoring_half": {**_eer(sg, si), "genuine_mean": round(float(sg.mean()), 4),
-                                   "impostor_mean": round(float(si.mean()), 4)}}
+        out[m] = {}
+        for half, scores in (("calibration_half", calibration_identify_scores),
+                             ("scoring_half", scoring_identify_scores)):
+            g, i = scores(c, vectors)
+            t = _threshold_at_fa(i, IDENTIFY_FA)
+            out[m][half] = {**_eer(g, i), "d_prime": round(float((g.mean() - i.mean()) / np.sqrt((g.var() + i.var()) / 2)), 3),
+                            "genuine_mean": round(float(g.mean()), 4), "impostor_mean": round(float(i.mean()), 4),
+                            "genuine_q01": round(float(np.quantile(g, 0.01)), 4),
+                            "impostor_q998": round(float(np.quantile(i, 0.998)), 4),
+                            "genuine_below_identify_rule": round(float(np.mean(g < t)), 4),
+                            "genuine": len(g), "impostor": len(i)}
         print(m, json.dumps(out[m]))
     return out
 
@@ -416,8 +430,8 @@ def calibration_calls(c: Corpus, seed: int = 1) -> list[dict]:
     (the whole part); every call's customer is another calibration reader (a crop of its utterance),
     each in one call."""
     rng = np.random.default_rng(seed)
-    readers = [str(r) for r in rng.permutation(c.cal_readers)]
-    agents, customers = readers[:CALIBRATION_AGENTS], readers[CALIBRATION_AGENTS:]
+    agents = [str(r) for r in rng.permutation(sorted(c.cal_parts, key=int))[:CALIBRATION_AGENTS]]
+    customers = [str(r) for r in rng.permutation([r for r in c.cal_readers if r not in agents])]
     assert PARTS * len(agents) <= len(customers)
     calls = []
     for p in range(PARTS):
@@ -441,13 +455,16 @@ def calibrate(c: Corpus, write: bool = True) -> dict:
     identify = _threshold_at_fa(impostor, IDENTIFY_FA)
 
     # consistency: one sample against another sample of the same reader (parts)
-    same_utt = np.array([float(c.vectors[a] @ c.vectors[b]) for r in c.cal_readers
-                         for a, b in combinations(c.cal_parts[r], 2)])
+    same_utt = np.array([float(c.vectors[a] @ c.vectors[b]) for parts in c.cal_parts.values()
+                         for a, b in combinations(parts, 2)])
     consistency = round(float(np.floor(np.quantile(same_utt, CONSISTENCY_MISS) * 20) / 20), 3)
 
     # separation: 2-means centroid cosine of one-voice samples vs 50/50 two-voice samples
     single, mixed = _separation_scores(c, c.cal_whole, seed=7)
-    separation = round(float(np.floor(np.quantile(single, SEPARATION_MISS) * 40) / 40), 3)
+    # the largest value (0.025 grid) that splits at most SEPARATION_MISS of the one-voice samples, or one
+    # sample when there are too few for that (a quantile of 90 samples would fall between the two lowest)
+    allowed = max(1, int(SEPARATION_MISS * len(single)))
+    separation = round(float(np.floor(np.sort(single)[allowed] * 40) / 40), 3)
 
     # linking: call observations of calibration readers
     calls = calibration_calls(c, seed=1)
@@ -461,14 +478,18 @@ def calibrate(c: Corpus, write: bool = True) -> dict:
     y = np.concatenate([np.ones(len(genuine)), np.zeros(len(impostor))])
     lr = LogisticRegression(class_weight="balanced", C=100.0).fit(x, y)
     a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    fitted_midpoint = -b / a
+    if fitted_midpoint > identify:  # a named match must not count against its name: P >= 0.5 from `identify` up
+        b = -a * identify
 
     thresholds = {"identify": identify, "link": link, "link_member": link_member, "consistency": consistency,
                   "separation": separation, "confidence_a": round(a, 4), "confidence_b": round(b, 4)}
     data = {
         "model_id": c.model_id,
         "data": (f"calibration half of LibriSpeech: the {len(c.cal_readers)} train-clean-100 readers with an even "
-                 f"id, one utterance each, cut in {PARTS} parts of equal speech time for same-speaker scores; "
-                 "no test-other reader and no odd train-clean-100 reader (the scoring half)"),
+                 f"id, one utterance each; the {len(c.cal_parts)} with {PARTS * PART_MIN_SPEECH:.0f} s of speech or more "
+                 f"cut in {PARTS} parts of equal speech time for same-speaker scores. No test-other reader and no "
+                 "odd train-clean-100 reader (the scoring half)"),
         "vectors": c.method,
         "thresholds": thresholds,
         "rules": {
@@ -476,9 +497,14 @@ def calibrate(c: Corpus, write: bool = True) -> dict:
             "link": f"smallest threshold with at most {LINK_FA:.2%} of impostor observation-voice comparisons accepted",
             "link_member": f"{MEMBER_MISS:.0%} quantile of same-agent observation-observation scores",
             "consistency": f"{CONSISTENCY_MISS:.1%} quantile of same-reader sample-sample scores (parts)",
-            "separation": f"{SEPARATION_MISS:.1%} quantile of one-voice samples' two-means centroid cosine",
-            "confidence": "logistic regression of same-speaker on identification score, balanced classes",
+            "separation": f"largest value (0.025 grid) splitting at most {SEPARATION_MISS:.1%} of one-voice samples "
+                          "(two-means centroid cosine below it), or one sample when that allows none",
+            "confidence": "logistic regression of same-speaker on identification score, balanced classes; "
+                          "shifted (same slope) so that P(same) = 0.5 at `identify` when the fit puts 0.5 higher",
         },
+        "confidence_fit": {"a": round(a, 4), "b_fitted": round(float(lr.intercept_[0]), 4),
+                           "midpoint_fitted": round(fitted_midpoint, 4), "shifted": bool(fitted_midpoint > identify)},
+        "separation_tradeoff": _separation_tradeoff(c, single, mixed),
         "at_threshold": {
             "identify_genuine_accept": round(float(np.mean(genuine >= identify)), 4),
             "identify_impostor_accept": round(float(np.mean(impostor >= identify)), 5),
@@ -521,6 +547,20 @@ def _separation_scores(c: Corpus, units: list[int], seed: int, pairs: int = 300)
         n = min(len(c.windows[a]), len(c.windows[b]))
         mixed.append(_split_cosine(np.concatenate([c.windows[a][:n], c.windows[b][:n]])))
     return single, np.array(mixed)
+
+
+def _separation_tradeoff(c: Corpus, single: np.ndarray, mixed: np.ndarray) -> dict:
+    """Calibration half, for a few separation values: one-voice samples split / refused (main voice under
+    DOMINANT_SHARE of the windows), 50/50 two-voice samples split (refused: the same)."""
+    from diarize.voiceprints.enrollment import DOMINANT_SHARE, _main_voice
+
+    ones = [c.windows[u] for u in c.cal_whole if len(c.windows[u]) >= 8]
+    out = {}
+    for t in (0.2, 0.3, 0.4, 0.5):
+        out[str(t)] = {"one_voice_split": round(float(np.mean(single < t)), 4),
+                       "one_voice_refused": round(float(np.mean([_main_voice(w, t)[1] < DOMINANT_SHARE for w in ones])), 4),
+                       "two_voice_split": round(float(np.mean(mixed < t)), 4)}
+    return out
 
 
 def _link_scores(calls: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -605,8 +645,11 @@ def identify_benchmark(c: Corpus, cal: Calibration) -> dict:
 
 def gates_benchmark(c: Corpus, cal: Calibration) -> dict:
     """Enrollment gates on the scoring half: the consistency check (a reader's utterance against the
-    speech-weighted mean of its other 9; another reader's utterance against all 10) and the
-    one-voice check without a diarizer (separation)."""
+    speech-weighted mean of its other 9; another reader's utterance against all 10) and the one-voice
+    check without a diarizer (two-means centroids below ``separation``: split; the sample is refused when
+    the main voice then holds under DOMINANT_SHARE of the windows)."""
+    from diarize.voiceprints.enrollment import DOMINANT_SHARE, _main_voice
+
     kept, refused = [], []
     for r in c.readers:
         utts = c.utts(r)
@@ -616,14 +659,27 @@ def gates_benchmark(c: Corpus, cal: Calibration) -> dict:
         voice = _enroll_vector(c, utts)
         refused += [float(c.vectors[k] @ voice) < cal.consistency for k in c.impostors]
         refused += [float(c.vectors[k] @ voice) < cal.consistency for k in c.test if c.reader[k] != r]
-    single, mixed = _separation_scores(c, c.test + c.impostors, seed=8)
+    units = c.test + c.impostors
+    single, mixed = _separation_scores(c, units, seed=8)
+    one_refused = [_main_voice(c.windows[u], cal.separation)[1] < DOMINANT_SHARE
+                   for u in units if len(c.windows[u]) >= 8]
+    rng = np.random.default_rng(8)
+    two_refused = []
+    for _ in range(300):
+        a, b = rng.choice(units, size=2, replace=False)
+        n = min(len(c.windows[a]), len(c.windows[b]))
+        if c.reader[a] != c.reader[b] and n >= 4:
+            two_refused.append(_main_voice(np.concatenate([c.windows[a][:n], c.windows[b][:n]]),
+                                           cal.separation)[1] < DOMINANT_SHARE)
     return {"consistency": cal.consistency,
             "same_reader_sample_accepted": round(float(np.mean(kept)), 4), "same_reader_samples": len(kept),
             "other_reader_sample_refused": round(float(np.mean(refused)), 4), "other_reader_samples": len(refused),
             "separation": cal.separation,
             "one_voice_sample_kept_whole": round(float(np.mean(single >= cal.separation)), 4),
+            "one_voice_sample_refused": round(float(np.mean(one_refused)), 4),
             "one_voice_samples": len(single),
             "two_voice_sample_split": round(float(np.mean(mixed < cal.separation)), 4),
+            "two_voice_sample_refused": round(float(np.mean(two_refused)), 4),
             "two_voice_samples": len(mixed)}
 
 

@@ -50,6 +50,9 @@ class NeuralSegmentationConfig(_Section):
     """pyannote segmentation-3.0 over sliding chunks: speech, up to 3 local speakers per chunk, overlap."""
 
     step: float = Field(5.0, gt=0, le=10.0, description="Chunk step (s); chunks are 10 s long.")
+    speech: Literal["segmentation", "segmentation+silero"] = Field(
+        "segmentation+silero", description="Where speech is: the segmentation model's frames, or those and Silero "
+        "VAD's regions (the speaker of a frame only Silero hears is the best-scoring or nearest one).")
     batch_size: int = Field(32, gt=0)
     precision: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="auto: bfloat16 where the CPU computes it natively.")

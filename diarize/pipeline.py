@@ -16,12 +16,12 @@ from .clustering import cluster_embeddings
 from .config import ClusteringConfig, PipelineConfig, PostprocessConfig, ReconstructionConfig
 from .embeddings import level_gain, load_backend
 from .errors import ConfigError
-from .local_embeddings import LocalEmbeddings, embed_local_speakers
+from .local_embeddings import LocalTurns, embed_local_turns
 from .postprocess import assign_utterances, speaker_label
 from .reconstruction import reconstruct
 from .result import Result, Speaker, Utterance
 from .segmentation import Windows, sliding_windows
-from .speaker_clustering import ClusteringDefaults, assign_local_speakers, cluster_speakers
+from .speaker_clustering import ClusteringDefaults, assign_turns, cluster_speakers
 from .speaker_count import SpeakerBounds, speaker_bounds
 from .speaker_segmentation import ChunkSegmentation, SpeakerSegmenter
 from .vad import SileroVAD, frame_energies_db, interior_pauses, speech_level_db
@@ -71,10 +71,12 @@ def label_speakers(
 
 @dataclass(frozen=True)
 class LocalSpeakers:
-    """The expensive half of the ``neural`` method: the chunks' local speakers and their embeddings."""
+    """The expensive half of the ``neural`` method: the chunks' local speakers, their embedded turns and,
+    when configured, Silero VAD's speech regions."""
 
     segmentation: ChunkSegmentation
-    embeddings: LocalEmbeddings
+    turns: LocalTurns
+    speech: np.ndarray | None = None
 
 
 def label_local_speakers(
@@ -83,18 +85,19 @@ def label_local_speakers(
     clustering: ClusteringDefaults,
     reconstruction: ReconstructionConfig = ReconstructionConfig(),
 ) -> tuple[list[Utterance], list[Speaker]]:
-    """The cheap half of the ``neural`` method: cluster the local speakers, rebuild the (overlapping) turns."""
-    seg, emb = local.segmentation, local.embeddings
-    shaping = emb.clean & ~np.isnan(emb.embeddings).any(axis=-1)
-    centroids = cluster_speakers(emb.embeddings[shaping], emb.clean_seconds[shaping], bounds, clustering)
-    assignment = assign_local_speakers(emb.embeddings, centroids)
+    """The cheap half of the ``neural`` method: cluster the local turns, rebuild the (overlapping) timeline."""
+    seg, turns = local.segmentation, local.turns
+    shaping = turns.clean & turns.embedded
+    centroids = cluster_speakers(turns.embeddings[shaping], turns.clean_seconds[shaping], bounds, clustering)
+    assignment = assign_turns(turns, centroids)
     timeline = reconstruct(seg.activity, seg.chunk_starts, seg.frame_step, seg.frame_duration, seg.duration,
-                           assignment.labels, assignment.num_speakers)
-    turns = timeline.turns(reconstruction)
+                           turns, assignment.labels, assignment.num_speakers)
+    if local.speech is not None:
+        timeline = timeline.filled(local.speech)
     confidence = _speaker_confidence(assignment.margin, assignment.labels, assignment.num_speakers)
     names: dict[int, str] = {}
     utterances = []
-    for k, start, end in turns:
+    for k, start, end in timeline.turns(reconstruction):
         name = names.setdefault(k, speaker_label(len(names)))
         utterances.append(Utterance(name, round(start, 3), round(min(end, seg.duration), 3), confidence[k]))
     speakers = [
@@ -132,7 +135,7 @@ class DiarizationPipeline:
                                   f"not {config.embedding.backend!r}; use method 'windows' (the 'fast' preset)")
             seg = config.neural_segmentation
             self.segmenter = SpeakerSegmenter(step=seg.step, batch_size=seg.batch_size, precision=seg.precision)
-        else:
+        if config.method == "windows" or config.neural_segmentation.speech == "segmentation+silero":
             self.vad = SileroVAD(config.vad)
         # silero_vad sets torch to 1 thread on import: choose the count deliberately, after all imports;
         # numpy's BLAS and scikit-learn's OpenMP get the same count (one pool per core in each of several
@@ -149,7 +152,7 @@ class DiarizationPipeline:
         return resolve(self.config.speaker_clustering, self.embedding_backend.model_id)
 
     def segment_speakers(self, audio: Audio, progress: ProgressCallback | None = None) -> LocalSpeakers:
-        """Neural segmentation of the mono downmix, then one embedding per chunk and local speaker."""
+        """Neural segmentation of the mono downmix, then one embedding per local turn."""
         assert self.segmenter is not None
         report = progress or (lambda stage, fraction: None)
         samples = audio.mono()
@@ -157,11 +160,12 @@ class DiarizationPipeline:
         seg = self.segmenter(samples, progress=lambda f: report("segment", 0.02 + 0.38 * f))
         report("embed", 0.4)
         features = self.embedding_backend.features(samples)
-        local = embed_local_speakers(
+        turns = embed_local_turns(
             seg.activity, seg.chunk_starts, seg.frame_step, seg.frame_duration, features,
             self.embedding_backend.embed_features, self.embedding_backend.dimension,
             self.config.neural_segmentation.min_clean, progress=lambda f: report("embed", 0.45 + 0.5 * f))
-        return LocalSpeakers(seg, local)
+        speech = self.vad(samples, frame_energies_db(samples)) if self.vad is not None else None
+        return LocalSpeakers(seg, turns, speech)
 
     def embed_speech(self, audio: Audio, progress: ProgressCallback | None = None) -> SpeechEmbeddings:
         """``windows`` method: VAD, windows and window embeddings of the mono downmix."""

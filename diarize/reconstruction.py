@@ -1,4 +1,4 @@
-"""From clustered local speakers back to one timeline: per frame, how many speak and which ones.
+"""From clustered local turns back to one timeline: per frame, how many speak and which ones.
 
 Each chunk's local activity is mapped to the file's speakers, averaged over the overlapping chunks (Hann
 weights: a chunk is least sure near its edges) and, at every frame, the speakers with the highest scores are
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import ReconstructionConfig
+from .local_embeddings import LocalTurns
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,34 @@ class Timeline:
     score: np.ndarray
     step: float
     offset: float
+
+    @property
+    def times(self) -> np.ndarray:
+        """Centre of every frame (s)."""
+        return self.offset + np.arange(len(self.active)) * self.step
+
+    def filled(self, regions: np.ndarray) -> "Timeline":
+        """This timeline with every frame inside ``regions`` (``(n, 2)`` seconds, speech found by another
+        detector) given a speaker where none speaks: the best-scoring one, else that of the nearest frame with
+        speech."""
+        times = self.times
+        inside = np.zeros(len(times), dtype=bool)
+        for start, end in regions:
+            inside[np.searchsorted(times, start):np.searchsorted(times, end)] = True
+        active = self.active.copy()
+        if not active.shape[1]:
+            return self
+        need = np.flatnonzero(inside & ~active.any(axis=1) & (self.score.max(axis=1) > 0))
+        active[need, np.argmax(self.score[need], axis=1)] = True
+        still = np.flatnonzero(inside & ~active.any(axis=1))
+        speech = np.flatnonzero(active.any(axis=1))
+        if len(still) and len(speech):
+            after = np.clip(np.searchsorted(speech, still), 0, len(speech) - 1)
+            before = np.maximum(after - 1, 0)
+            nearest = np.where(np.abs(speech[after] - still) < np.abs(speech[before] - still),
+                               speech[after], speech[before])
+            active[still] = active[nearest]
+        return Timeline(active, self.score, self.step, self.offset)
 
     def turns(self, config: ReconstructionConfig = ReconstructionConfig(), exclusive: bool = False
               ) -> list[tuple[int, float, float]]:
@@ -68,22 +97,26 @@ def reconstruct(
     frame_step: float,
     frame_duration: float,
     duration: float,
+    turns: LocalTurns,
     labels: np.ndarray,
     num_speakers: int,
 ) -> Timeline:
-    """The file's timeline from chunk activity ``(chunks, frames, local)`` (0/1) and each local speaker's
-    global ``labels`` ``(chunks, local)`` (-1: none).
+    """The file's timeline from chunk activity ``(chunks, frames, local)`` (0/1) and each local turn's global
+    speaker ``labels`` (-1: none).
 
     Frames of different chunks are aligned on one grid of ``frame_step``; every grid frame gets the
     Hann-weighted mean of the chunks covering it, for each speaker and for the number of speakers, which is
     rounded to give how many speakers the frame keeps.
     """
-    chunks, frames, local = activity.shape
+    chunks, frames, _ = activity.shape
     n_grid = max(int(np.ceil(duration / frame_step)), 1)
-    score = np.zeros((n_grid, max(num_speakers, 0)), dtype=np.float64)
+    k_all = max(num_speakers, 0)
+    score = np.zeros((n_grid, k_all), dtype=np.float64)
     count = np.zeros(n_grid, dtype=np.float64)
     weight = np.zeros(n_grid, dtype=np.float64)
     hann = np.hanning(frames + 2)[1:-1]
+    by_chunk = np.argsort(turns.chunk, kind="stable")
+    bounds = np.searchsorted(turns.chunk[by_chunk], np.arange(chunks + 1))
     for c in range(chunks):
         first = int(round(chunk_starts[c] / frame_step))
         n = min(frames, n_grid - first)
@@ -94,10 +127,12 @@ def reconstruct(
         act = activity[c, :n].astype(np.float64)
         weight[rows] += w
         count[rows] += w * act.sum(axis=1)
-        mapped = np.zeros((n, score.shape[1]))
-        for s in np.flatnonzero(labels[c] >= 0):
-            # Two local speakers given one speaker (only when a chunk has more than the file) count once.
-            mapped[:, labels[c, s]] = np.maximum(mapped[:, labels[c, s]], act[:, s])
+        mapped = np.zeros((n, k_all))
+        for t in by_chunk[bounds[c]:bounds[c + 1]]:
+            k, a, b = labels[t], turns.first[t], min(turns.last[t], n)
+            if k >= 0 and b > a:
+                # Two turns given one speaker at once (only with more local speakers than speakers) count once.
+                np.maximum(mapped[a:b, k], act[a:b, turns.speaker[t]], out=mapped[a:b, k])
         score[rows] += w[:, None] * mapped
     covered = weight > 0
     score[covered] /= weight[covered, None]

@@ -1,9 +1,9 @@
-"""Global clustering of local-speaker embeddings (one per chunk and local speaker) into the file's speakers.
+"""Global clustering of local-turn embeddings (one per chunk, local speaker and turn) into the file's speakers.
 
 Agglomerative clustering (centroid linkage on unit vectors) cut at a cosine-distance threshold, clusters with
-too little clean speech folded into the nearest large one, then every local speaker assigned to a centroid,
-with the constraint that two local speakers of one chunk are two different speakers (Hungarian assignment
-per chunk). Two parameters, both keyed by embedding model in :data:`MODEL_DEFAULTS`.
+too little clean speech folded into the nearest large one, then every local turn assigned to a centroid, with
+the constraint that overlapping turns of one chunk are two different speakers (Hungarian assignment). Two
+parameters, both keyed by embedding model in :data:`MODEL_DEFAULTS`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .config import SpeakerClusteringConfig
 from .errors import ConfigError
+from .local_embeddings import LocalTurns
 from .speaker_count import SpeakerBounds
 
 
@@ -29,7 +30,7 @@ class ClusteringDefaults:
 
 #: Per embedding model id; the only place these values live.
 MODEL_DEFAULTS: dict[str, ClusteringDefaults] = {
-    "campplus-zh-en-common": ClusteringDefaults(threshold=0.6, min_cluster_seconds=3.0),
+    "campplus-zh-en-common": ClusteringDefaults(threshold=0.4, min_cluster_seconds=3.0),
 }
 
 
@@ -47,8 +48,8 @@ def resolve(config: SpeakerClusteringConfig, model_id: str) -> ClusteringDefault
 
 @dataclass(frozen=True)
 class SpeakerAssignment:
-    """``labels[c, s]``: the speaker (0..k-1) of local speaker ``s`` of chunk ``c``, or -1 (silent there);
-    ``similarity[c, s]``: its cosine to that speaker's centroid; ``margin[c, s]``: over the next best centroid."""
+    """Per local turn: its speaker (0..k-1, or -1), its cosine to that speaker's centroid, and the margin
+    over the next best centroid."""
 
     labels: np.ndarray
     centroids: np.ndarray
@@ -117,32 +118,54 @@ def _cut_for(tree: np.ndarray, clean_seconds: np.ndarray, min_seconds: float, ta
     return labels, np.argsort(-seconds, kind="stable")[:target]
 
 
-def assign_local_speakers(embeddings: np.ndarray, centroids: np.ndarray) -> SpeakerAssignment:
-    """Give every local speaker (``embeddings``: ``(chunks, local, dim)``, NaN rows where silent) a centroid,
-    maximising the chunk's total cosine with distinct centroids for its local speakers (while there are enough)."""
-    chunks, local, _ = embeddings.shape
-    k = len(centroids)
-    labels = np.full((chunks, local), -1, dtype=np.int64)
-    similarity = np.zeros((chunks, local), dtype=np.float32)
-    margin = np.zeros((chunks, local), dtype=np.float32)
-    if k == 0:
+def assign_turns(turns: LocalTurns, centroids: np.ndarray) -> SpeakerAssignment:
+    """Give every local turn a centroid: the nearest, except that turns of different local speakers of one chunk
+    that overlap in time get distinct centroids (the best such assignment, while there are enough centroids).
+    Turns too short to embed take the label of the nearest embedded turn of their chunk's local speaker."""
+    n, k = len(turns), len(centroids)
+    labels = np.full(n, -1, dtype=np.int64)
+    similarity = np.zeros(n, dtype=np.float32)
+    margin = np.zeros(n, dtype=np.float32)
+    if k == 0 or n == 0:
         return SpeakerAssignment(labels, centroids, similarity, margin)
-    active = ~np.isnan(embeddings).any(axis=-1)
-    scores = np.einsum("csd,kd->csk", np.nan_to_num(embeddings), centroids)
-    for c in np.flatnonzero(active.any(axis=1)):
-        rows = np.flatnonzero(active[c])
-        score = scores[c, rows]
-        if len(rows) <= k:
-            r, cols = linear_sum_assignment(score, maximize=True)
-            labels[c, rows[r]] = cols
-        else:  # more local speakers than speakers: distinct while possible, the rest to their nearest
-            labels[c, rows] = np.argmax(score, axis=1)
-    rows, cols = np.nonzero(labels >= 0)
-    similarity[rows, cols] = scores[rows, cols, labels[rows, cols]]
+    embedded = turns.embedded
+    scores = np.nan_to_num(turns.embeddings) @ centroids.T
+    labels[embedded] = np.argmax(scores[embedded], axis=1)
+    for group in _overlapping_groups(turns, embedded):
+        if 1 < len(group) <= k:
+            rows, cols = linear_sum_assignment(scores[group], maximize=True)
+            labels[group[rows]] = cols
+    for i in np.flatnonzero(~embedded):
+        peers = np.flatnonzero(embedded & (turns.chunk == turns.chunk[i]) & (turns.speaker == turns.speaker[i]))
+        if len(peers):
+            gap = np.maximum(turns.first[peers] - turns.last[i], turns.first[i] - turns.last[peers])
+            labels[i] = labels[peers[np.argmin(gap)]]
+    rows = np.flatnonzero(embedded)
+    similarity[rows] = scores[rows, labels[rows]]
     if k > 1:
-        others = scores[rows, cols].copy()
-        others[np.arange(len(rows)), labels[rows, cols]] = -np.inf
-        margin[rows, cols] = similarity[rows, cols] - others.max(axis=1)
+        others = scores[rows].copy()
+        others[np.arange(len(rows)), labels[rows]] = -np.inf
+        margin[rows] = similarity[rows] - others.max(axis=1)
     else:
-        margin[rows, cols] = 1.0
+        margin[rows] = 1.0
     return SpeakerAssignment(labels, centroids, similarity, margin)
+
+
+def _overlapping_groups(turns: LocalTurns, embedded: np.ndarray) -> list[np.ndarray]:
+    """Sets of embedded turns of one chunk linked by overlapping in time (different local speakers)."""
+    groups = []
+    for c in np.unique(turns.chunk[embedded]):
+        rows = np.flatnonzero(embedded & (turns.chunk == c))
+        if len(rows) < 2:
+            continue
+        order = rows[np.argsort(turns.first[rows], kind="stable")]
+        current, reach = [order[0]], turns.last[order[0]]
+        for i in order[1:]:
+            if turns.first[i] < reach:
+                current.append(i)
+                reach = max(reach, turns.last[i])
+            else:
+                groups.append(np.array(current))
+                current, reach = [i], turns.last[i]
+        groups.append(np.array(current))
+    return [g for g in groups if len(g) > 1]

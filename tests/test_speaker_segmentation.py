@@ -141,6 +141,13 @@ def test_frame_geometry_is_derived_from_the_layers(segmenter):
         assert torch.allclose(out.exp().sum(-1), torch.ones(2, out.shape[1]), atol=1e-5)
 
 
+def test_frontend_in_parts_gives_the_same_output(segmenter):
+    x = torch.randn(5, 1, 32000) * 0.1
+    with torch.inference_mode():
+        whole, parts = segmenter.model(x), segmenter.model(x, frontend_batch=2)
+    assert torch.allclose(whole, parts, atol=1e-5)
+
+
 def test_powerset_classes_and_hard_decoding():
     assert ss.POWERSET_CLASSES == ((), (0,), (1,), (2,), (0, 1), (0, 2), (1, 2))
     mapping = ss.POWERSET_MAPPING

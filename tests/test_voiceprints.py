@@ -17,11 +17,13 @@ from diarize.errors import (
 from diarize.result import Utterance
 from diarize.voiceprints import VoiceLinker, Voiceprints, apply_names, assign, default_data_dir, default_tenant
 from diarize.voiceprints.calibration import Calibration
+from diarize.voiceprints.enrollment import SEGMENT_SECONDS, voice_frames
 from diarize.voiceprints.store import EmbeddedStore, ServerStore
 
 from ._voiceprint_fakes import (
     CALIBRATION,
     FakeDiarizer,
+    FrameToneBackend,
     ToneBackend,
     energy_vad,
     result,
@@ -107,6 +109,36 @@ def test_two_voices_in_one_sample_are_refused_without_diarizer(vp):
     report = vp.enroll("t", "Alice", np.concatenate([tone(A, 12), tone(B, 2)]))
     assert any("another voice" in w for w in report.warnings)
     assert vp.speakers.nearest("t", voice_vector(A), 1)[0][1] @ voice_vector(A) > 0.99
+
+
+def test_frame_backends_embed_the_main_voice_speech_in_long_pieces(tmp_path):
+    """CAM++-like backends: the gates still run on 1.5 s windows, then the voice vector comes from the main
+    voice's frames joined in pieces of at most SEGMENT_SECONDS, without the other voice's windows."""
+    backend = FrameToneBackend()
+    with Voiceprints(EmbeddedStore(tmp_path), backend, vad=energy_vad, calibration=CALIBRATION) as vp:
+        long = vp.prepare(tone(A, 70))
+        pieces = backend.calls[-1]
+        assert len(pieces) == 3 and max(len(p) for p in pieces) <= SEGMENT_SECONDS * 100
+        assert sum(len(p) for p in pieces) > 0.99 * 70 * 100
+        assert long.vector @ voice_vector(A) > 0.999
+
+        mixed = vp.prepare(np.concatenate([tone(A, 12), tone(B, 2)]))
+        assert any("another voice" in w for w in mixed.warnings)
+        (frames,) = backend.calls[-1]
+        assert 10 * 100 < len(frames) <= 12 * 100 and np.mean(frames == 200) > 0.99
+        assert mixed.vector @ voice_vector(A) > 0.999
+        with pytest.raises(EnrollmentError, match="several voices"):
+            vp.prepare(np.concatenate([tone(A, 5), tone(B, 5)]))
+
+
+def test_voice_frames_leave_out_frames_of_other_voices():
+    first, count = np.array([0, 75, 150, 225]), np.array([150, 150, 150, 150])
+    mine = np.array([True, True, False, False])
+    assert np.array_equal(voice_frames(first, count, mine, 400), np.arange(0, 150))
+    assert np.array_equal(voice_frames(first, count, np.ones(4, bool), 400), np.arange(0, 375))
+    # every frame of the voice is also another voice's: keep them rather than nothing
+    assert np.array_equal(voice_frames(np.array([0, 0]), np.array([100, 100]), np.array([True, False]), 100),
+                          np.arange(100))
 
 
 def test_a_sample_of_another_voice_is_refused_for_an_existing_speaker(vp):

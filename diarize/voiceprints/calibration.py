@@ -17,6 +17,8 @@ from ..errors import VoiceprintError
 BUILTIN: dict[str, dict] = {
     "resemblyzer-ge2e": {"identify": 0.805, "link": 0.82, "link_member": 0.85, "consistency": 0.75,
                          "separation": 0.65, "confidence_a": 85.5128, "confidence_b": -66.796},
+    "campplus-zh-en-common": {"identify": 0.44, "link": 0.515, "link_member": 0.55, "consistency": 0.55,
+                              "separation": 0.4, "confidence_a": 26.7625, "confidence_b": -11.7755},
 }
 
 

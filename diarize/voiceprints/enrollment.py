@@ -43,8 +43,10 @@ DOMINANT_SHARE = 0.7
 SEPARATION = 0.75
 _WINDOW, _HOP = 1.5, 0.75
 #: Backends that embed filterbank segments of any length (CAM++): a sample's voice vector comes from its
-#: speech joined across pauses, in pieces of at most this many seconds (see :func:`embed_speech`).
+#: speech joined across pauses, in pieces of at most this many seconds (see :func:`embed_speech`). On
+#: LibriSpeech this beats the mean of 1.5 s windows (``benchmarks/voiceprints.py methods``).
 SEGMENT_SECONDS = 30.0
+_FBANK_RATE = 100  # filterbank frames per second of those backends (10 ms hop)
 _MAX_NAME = 200
 
 AudioInput = Any  # a path, bytes, a diarize.audio.Audio, or 16 kHz mono float samples
@@ -188,8 +190,14 @@ def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | N
         from ..vad import frame_energies_db, speech_level_db
 
         gain = level_gain(speech_level_db(np.asarray(regions), frame_energies_db(samples)), target_level_db)
-        windows = backend.embed_windows(samples, starts, ends, gain=gain)
-        vector, main_share = _main_voice(windows, separation)
+        fbank = None
+        if hasattr(backend, "embed_features") and hasattr(backend, "features"):  # CAM++: windows are fbank slices
+            fbank = backend.features(samples, gain=gain)
+            first, count = backend.window_frames(starts, ends, len(fbank))
+            windows = backend.embed_features([fbank[a:a + c] for a, c in zip(first, count)])
+        else:
+            windows = backend.embed_windows(samples, starts, ends, gain=gain)
+        vector, main_share, main_windows = _main_voice_windows(windows, separation)
         if main_share < dominant_share:
             raise EnrollmentError(
                 f"{source}: the sample seems to hold several voices and none dominant (the main one has "
@@ -198,6 +206,9 @@ def prepare_sample(audio: AudioInput, backend: EmbeddingBackend, *, vad: VAD | N
             warnings.append(f"{source}: another voice or noise in about {1 - main_share:.0%} of the speech; "
                             "enrolled the main voice")
             speech *= main_share
+        if fbank is not None:  # the main voice's speech in long pieces, not the mean of its 1.5 s windows
+            frames = voice_frames(first, count, main_windows, len(fbank))
+            vector = embed_speech(backend, fbank, frames, int(SEGMENT_SECONDS * _FBANK_RATE))
     if speech < MIN_SAMPLE_SPEECH:
         raise EnrollmentError(f"{source}: only {speech:.1f} s of speech; each sample needs {MIN_SAMPLE_SPEECH:.0f} s")
     vector = np.asarray(vector, dtype=np.float32)
@@ -233,12 +244,29 @@ def _main_voice(windows: np.ndarray, separation: float) -> tuple[np.ndarray, flo
 
     One voice (all windows) unless two-means finds groups whose centroids score below ``separation``.
     """
+    vector, share, _ = _main_voice_windows(windows, separation)
+    return vector, share
+
+
+def _main_voice_windows(windows: np.ndarray, separation: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """:func:`_main_voice` and which windows hold the main voice (a boolean per window)."""
     split = two_means(windows)
     if split is None or float(split[0][0] @ split[0][1]) >= separation:
-        return _unit(np.asarray(windows, dtype=np.float64).mean(axis=0)), 1.0
+        return _unit(np.asarray(windows, dtype=np.float64).mean(axis=0)), 1.0, np.ones(len(windows), dtype=bool)
     centroids, labels = split
     main = int(np.argmax(np.bincount(labels, minlength=2)))
-    return centroids[main], float(np.mean(labels == main))
+    return centroids[main], float(np.mean(labels == main)), labels == main
+
+
+def voice_frames(first: np.ndarray, count: np.ndarray, mine: np.ndarray, n_frames: int) -> np.ndarray:
+    """Filterbank frames of one voice: inside one of its windows (``mine``; window i covers frames
+    ``first[i]`` to ``first[i] + count[i]``) and, where that leaves any, inside no other window."""
+    inside = np.zeros(n_frames, dtype=bool)
+    others = np.zeros(n_frames, dtype=bool)
+    for a, c, m in zip(first, count, mine):
+        (inside if m else others)[a:a + c] = True
+    clean = np.flatnonzero(inside & ~others)
+    return clean if len(clean) else np.flatnonzero(inside)
 
 
 def _dominant(result: Result, source: str, share: float, separation: float,
