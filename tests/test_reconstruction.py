@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from diarize.config import ReconstructionConfig
+from diarize.local_embeddings import LocalTurns, turn_runs
 from diarize.reconstruction import reconstruct
 from diarize.result import Result, Speaker, Utterance, exclusive_utterances
 
@@ -27,13 +28,27 @@ def chunked(truth: np.ndarray, step_frames: int, local_of: dict[int, int]):
     return activity, starts * STEP, labels
 
 
+def rebuild(activity, starts, labels, n, k):
+    """Reconstruct with one turn per active (chunk, local speaker) run, labelled as its local speaker."""
+    rows, turn_labels = [], []
+    for c in range(activity.shape[0]):
+        for s in range(3):
+            for a, b in turn_runs(activity[c, :, s] > 0, 1):
+                rows.append((c, s, a, b))
+                turn_labels.append(labels[c, s])
+    cc, ss, aa, bb = (np.array(x) for x in zip(*rows))
+    turns = LocalTurns(cc, ss, aa, bb, np.zeros((len(rows), 4), np.float32), np.ones(len(rows), np.float32),
+                       np.ones(len(rows), bool))
+    return reconstruct(activity, starts, STEP, STEP, n * STEP, turns, np.array(turn_labels), k)
+
+
 def test_overlap_survives_reconstruction():
     n = 1500  # 30 s
     truth = np.zeros((n, 2), dtype=bool)
     truth[100:800, 0] = True  # A: 2-16 s
     truth[700:1400, 1] = True  # B: 14-28 s; 14-16 s overlapped
     activity, starts, labels = chunked(truth, 250, {0: 0, 1: 1})
-    timeline = reconstruct(activity, starts, STEP, STEP, n * STEP, labels, 2)
+    timeline = rebuild(activity, starts, labels, n, 2)
     turns = timeline.turns(ReconstructionConfig(min_duration_off=0.0, min_duration_on=0.0))
     assert [k for k, _, _ in turns] == [0, 1]
     (_, a0, a1), (_, b0, b1) = turns
@@ -53,7 +68,7 @@ def test_minority_chunk_vote_does_not_add_a_speaker():
     # One of the four chunks covering frames 375-475 wrongly hears a second speaker there, at its centre.
     activity[1, 250:350, 1] = 1
     labels[1, 1] = 1
-    timeline = reconstruct(activity, starts, STEP, STEP, n * STEP, labels, 2)
+    timeline = rebuild(activity, starts, labels, n, 2)
     turns = timeline.turns(ReconstructionConfig(min_duration_off=0.0, min_duration_on=0.0))
     assert [k for k, _, _ in turns] == [0]
 
@@ -65,7 +80,7 @@ def test_pauses_bridged_and_blips_dropped():
     truth[310:600, 0] = True  # 0.2 s pause
     truth[800:803, 0] = True  # 0.06 s blip
     activity, starts, labels = chunked(truth, 500, {0: 0})
-    timeline = reconstruct(activity, starts, STEP, STEP, n * STEP, labels, 1)
+    timeline = rebuild(activity, starts, labels, n, 1)
     turns = timeline.turns(ReconstructionConfig(min_duration_off=0.3, min_duration_on=0.1))
     assert len(turns) == 1 and turns[0][2] == pytest.approx(12.0, abs=0.05)
     raw = timeline.turns(ReconstructionConfig(min_duration_off=0.0, min_duration_on=0.0))
@@ -83,3 +98,17 @@ def test_exclusive_view_gives_overlaps_to_the_longer_utterance():
     exclusive = result.exclusive()
     assert exclusive.overlapped_seconds == 0
     assert exclusive.speaker("B").talk_time == pytest.approx(2.0) and exclusive.speaker("B").utterance_count == 1
+
+
+def test_speech_heard_by_another_detector_gets_a_speaker():
+    n = 1000
+    truth = np.zeros((n, 2), dtype=bool)
+    truth[0:300, 0] = True
+    truth[500:800, 1] = True
+    activity, starts, labels = chunked(truth, 500, {0: 0, 1: 1})
+    timeline = rebuild(activity, starts, labels, n, 2).filled(np.array([[6.5, 9.0], [18.0, 19.0]]))
+    turns = timeline.turns(ReconstructionConfig(min_duration_off=0.0, min_duration_on=0.0))
+    # Nobody speaks at 6.5-9 s or 18-19 s: each frame takes the speaker of the nearest speech (A ends at 6 s,
+    # B starts at 10 s and ends at 16 s).
+    assert [(k, round(a, 1), round(b, 1)) for k, a, b in turns] == [
+        (0, 0.0, 6.0), (0, 6.5, 8.0), (1, 8.0, 9.0), (1, 10.0, 16.0), (1, 18.0, 19.0)]

@@ -5,9 +5,8 @@ import pytest
 
 from diarize.config import SpeakerClusteringConfig
 from diarize.errors import ConfigError
-from diarize.speaker_clustering import (
-    MODEL_DEFAULTS, ClusteringDefaults, assign_local_speakers, cluster_speakers, resolve,
-)
+from diarize.local_embeddings import LocalTurns
+from diarize.speaker_clustering import MODEL_DEFAULTS, ClusteringDefaults, assign_turns, cluster_speakers, resolve
 from diarize.speaker_count import SpeakerBounds
 
 FREE = SpeakerBounds(1, 20)
@@ -61,17 +60,27 @@ def test_no_or_one_embedding():
     assert np.allclose(cluster_speakers(one, np.ones(1), FREE, PARAMS), one)
 
 
-def test_two_local_speakers_of_a_chunk_get_two_speakers():
+def turns_of(rows, embeddings):
+    """LocalTurns from (chunk, speaker, first, last) rows."""
+    c, s, a, b = (np.array(x) for x in zip(*rows))
+    n = len(rows)
+    return LocalTurns(c, s, a, b, np.asarray(embeddings, np.float32), np.ones(n, np.float32), np.ones(n, bool))
+
+
+def test_overlapping_turns_of_a_chunk_get_two_speakers_others_their_nearest():
     centroids = np.eye(3, 8, dtype=np.float32)
-    both_like_a = np.stack([centroids[0] * 0.9 + centroids[1] * 0.1, centroids[0] * 0.8 + centroids[1] * 0.4])
-    emb = np.full((2, 3, 8), np.nan, dtype=np.float32)
-    emb[0, :2] = both_like_a / np.linalg.norm(both_like_a, axis=1, keepdims=True)
-    emb[1, 2] = centroids[2]
-    out = assign_local_speakers(emb, centroids)
-    assert out.labels[0, 0] == 0 and out.labels[0, 1] == 1  # the weaker match gives way
-    assert out.labels[0, 2] == -1 and list(out.labels[1]) == [-1, -1, 2]
-    assert out.margin[1, 2] == pytest.approx(1.0)
-    assert out.similarity[0, 0] > 0.9
+    like_a = np.stack([centroids[0] * 0.9 + centroids[1] * 0.1, centroids[0] * 0.8 + centroids[1] * 0.4])
+    like_a /= np.linalg.norm(like_a, axis=1, keepdims=True)
+    nan = np.full(8, np.nan)
+    turns = turns_of(
+        [(0, 0, 0, 100), (0, 1, 50, 150),  # overlap: must differ, the weaker match gives way
+         (1, 0, 0, 100), (1, 1, 200, 300),  # no overlap: both may be A
+         (1, 0, 120, 125),  # too short to embed: takes its local speaker's nearest turn's label
+         (2, 2, 0, 50)],
+        [like_a[0], like_a[1], like_a[0], like_a[1], nan, centroids[2]])
+    out = assign_turns(turns, centroids)
+    assert list(out.labels) == [0, 1, 0, 0, 0, 2]
+    assert out.margin[5] == pytest.approx(1.0) and out.similarity[0] > 0.9 and out.similarity[4] == 0
 
 
 def test_model_defaults_are_keyed_by_model():
