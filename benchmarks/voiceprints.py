@@ -222,8 +222,9 @@ def embed(model: str) -> Path:
              unit_speech=np.array(u_speech), windows=np.concatenate(windows), window_offsets=np.array(w_off),
              methods=np.array(methods), model=model, model_id=backend.model_id, dimension=backend.dimension,
              **{f"vectors_{m}": np.stack(v).astype(np.float32) for m, v in vectors.items()})
-    print(f"embedded {len(files)} utterances and {len(u_file) - len(files)} parts ({sum(s for s, p in zip(u_speech, u_part) if p < 0):.0f} s "
-          f"of speech) in {time.time() - t0:.0f} s -> {out}")
+    speech = sum(s for s, p in zip(u_speech, u_part) if p < 0)
+    print(f"embedded {len(files)} utterances and {len(u_file) - len(files)} parts ({speech:.0f} s of speech) "
+          f"in {time.time() - t0:.0f} s -> {out}")
     return out
 
 
@@ -387,7 +388,8 @@ def methods_benchmark(c: Corpus) -> dict:
                              ("scoring_half", scoring_identify_scores)):
             g, i = scores(c, vectors)
             t = _threshold_at_fa(i, IDENTIFY_FA)
-            out[m][half] = {**_eer(g, i), "d_prime": round(float((g.mean() - i.mean()) / np.sqrt((g.var() + i.var()) / 2)), 3),
+            d_prime = (g.mean() - i.mean()) / np.sqrt((g.var() + i.var()) / 2)
+            out[m][half] = {**_eer(g, i), "d_prime": round(float(d_prime), 3),
                             "genuine_mean": round(float(g.mean()), 4), "impostor_mean": round(float(i.mean()), 4),
                             "genuine_q01": round(float(np.quantile(g, 0.01)), 4),
                             "impostor_q998": round(float(np.quantile(i, 0.998)), 4),
@@ -487,7 +489,8 @@ def calibrate(c: Corpus, write: bool = True) -> dict:
     data = {
         "model_id": c.model_id,
         "data": (f"calibration half of LibriSpeech: the {len(c.cal_readers)} train-clean-100 readers with an even "
-                 f"id, one utterance each; the {len(c.cal_parts)} with {PARTS * PART_MIN_SPEECH:.0f} s of speech or more "
+                 f"id, one utterance each; the {len(c.cal_parts)} with {PARTS * PART_MIN_SPEECH:.0f} s of speech "
+                 "or more "
                  f"cut in {PARTS} parts of equal speech time for same-speaker scores. No test-other reader and no "
                  "odd train-clean-100 reader (the scoring half)"),
         "vectors": c.method,
@@ -558,7 +561,8 @@ def _separation_tradeoff(c: Corpus, single: np.ndarray, mixed: np.ndarray) -> di
     out = {}
     for t in (0.2, 0.3, 0.4, 0.5):
         out[str(t)] = {"one_voice_split": round(float(np.mean(single < t)), 4),
-                       "one_voice_refused": round(float(np.mean([_main_voice(w, t)[1] < DOMINANT_SHARE for w in ones])), 4),
+                       "one_voice_refused": round(float(np.mean([_main_voice(w, t)[1] < DOMINANT_SHARE
+                                                                 for w in ones])), 4),
                        "two_voice_split": round(float(np.mean(mixed < t)), 4)}
     return out
 

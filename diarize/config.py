@@ -113,7 +113,8 @@ class SpeakerClusteringConfig(_Section):
     speakers of one chunk never to the same one). ``None`` takes the embedding model's calibrated value
     (:data:`diarize.speaker_clustering.MODEL_DEFAULTS`)."""
 
-    threshold: float | None = Field(None, gt=0, lt=2, description="Merge clusters closer than this cosine distance.")
+    threshold: float | None = Field(
+        None, gt=0, lt=2, description="Merge clusters whose members are closer than this mean cosine distance.")
     min_cluster_seconds: float | None = Field(
         None, ge=0, description="Clusters with less clean speech than this (s) are folded into the nearest other.")
 

@@ -134,7 +134,8 @@ class DiarizationPipeline:
                 raise ConfigError(f"method 'neural' needs a backend that embeds filterbank frames (campplus), "
                                   f"not {config.embedding.backend!r}; use method 'windows' (the 'fast' preset)")
             seg = config.neural_segmentation
-            self.segmenter = SpeakerSegmenter(step=seg.step, batch_size=seg.batch_size, precision=seg.precision)
+            self.segmenter = SpeakerSegmenter(step=seg.step, batch_size=seg.batch_size, precision=seg.precision,
+                                              keep_log_probs=False)
         if config.method == "windows" or config.neural_segmentation.speech == "segmentation+silero":
             self.vad = SileroVAD(config.vad)
         # silero_vad sets torch to 1 thread on import: choose the count deliberately, after all imports;

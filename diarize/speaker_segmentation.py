@@ -33,7 +33,6 @@ from typing import Any, Callable, Literal, Mapping
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from .errors import ModelError
@@ -358,25 +357,6 @@ def load_pyannet(weights: str | Path | None = None, sha256: str | None = None) -
 # --------------------------------------------------------------------------------------------------
 
 
-class SpeakerSegmentationConfig(BaseModel):
-    """Settings of :class:`SpeakerSegmenter` (to move into ``diarize.config``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    chunk: float = Field(10.0, gt=0.5, description="Chunk length (s); the model was trained on 10 s.")
-    step: float = Field(2.5, gt=0, description="Seconds between chunk starts; pyannote's pipeline uses 1.0.")
-    batch_size: int = Field(
-        32, gt=0, description="Chunks per LSTM pass: 32 ran 1.5x faster than 16 on 2 threads; ~3 MB per chunk."
-    )
-    precision: Literal["auto", "float32", "bfloat16"] = Field(
-        "auto", description="auto: bfloat16 autocast where the CPU computes it natively (AMX / AVX512-BF16)."
-    )
-    keep_log_probs: bool = Field(True, description="Keep the powerset log-probabilities (float16, 8 KB per chunk).")
-    frontend_batch: int = Field(
-        4, gt=0, description="SincNet runs on this many chunks at a time (~10 MB of activations per chunk)."
-    )
-
-
 def chunk_starts(num_samples: int, chunk_samples: int, step_samples: int) -> np.ndarray:
     """Start sample of every chunk, as pyannote slides: full chunks every ``step_samples`` while they
     fit, then one more chunk from the next step to the end (zero-padded) if audio is left over.
@@ -494,14 +474,13 @@ class SpeakerSegmenter:
         frontend_batch: int = 4,
         sha256: str | None = None,
     ):
-        config = SpeakerSegmentationConfig(
-            chunk=chunk, step=step, batch_size=batch_size, precision=precision, keep_log_probs=keep_log_probs,
-            frontend_batch=frontend_batch,
-        )
-        self.config = config
+        if not 0 < step <= chunk or batch_size < 1 or frontend_batch < 1:
+            raise ValueError(f"need 0 < step <= chunk and positive batch sizes, got step={step}, chunk={chunk}, "
+                             f"batch_size={batch_size}, frontend_batch={frontend_batch}")
+        self.batch_size, self.frontend_batch, self.keep_log_probs = batch_size, frontend_batch, keep_log_probs
         self.model = load_pyannet(weights, sha256=sha256)
-        self.chunk_samples = round(config.chunk * SAMPLE_RATE)
-        self.step_samples = max(1, round(config.step * SAMPLE_RATE))
+        self.chunk_samples = round(chunk * SAMPLE_RATE)
+        self.step_samples = max(1, round(step * SAMPLE_RATE))
         self.frames_per_chunk = output_frames(self.chunk_samples)
         if precision == "auto":
             from .embeddings.resemblyzer import native_bfloat16
@@ -510,10 +489,6 @@ class SpeakerSegmenter:
         else:
             self.bfloat16 = precision == "bfloat16"
 
-    @classmethod
-    def from_config(cls, config: SpeakerSegmentationConfig, weights: str | Path | None = None) -> "SpeakerSegmenter":
-        return cls(weights=weights, **config.model_dump())
-
     @torch.inference_mode()
     def forward(self, chunks: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Powerset log-probabilities (float32) of a ``(batch, samples)`` or ``(batch, 1, samples)`` array of chunks."""
@@ -521,7 +496,7 @@ class SpeakerSegmenter:
         if x.ndim == 2:
             x = x.unsqueeze(1)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
-            return self.model(x, frontend_batch=self.config.frontend_batch).float()
+            return self.model(x, frontend_batch=self.frontend_batch).float()
 
     def __call__(self, samples: np.ndarray, progress: Callable[[float], None] | None = None) -> ChunkSegmentation:
         """Segment a 16 kHz mono float32 signal; ``progress`` gets the fraction of chunks done."""
@@ -533,11 +508,11 @@ class SpeakerSegmenter:
         frames = self.frames_per_chunk
         activity = np.zeros((len(starts), frames, NUM_SPEAKERS), dtype=np.uint8)
         log_probs = None
-        if self.config.keep_log_probs:
+        if self.keep_log_probs:
             log_probs = np.zeros((len(starts), frames, NUM_CLASSES), dtype=np.float16)
-        batch = np.zeros((self.config.batch_size, width), dtype=np.float32)
-        for first in range(0, len(starts), self.config.batch_size):
-            rows = starts[first : first + self.config.batch_size]
+        batch = np.zeros((self.batch_size, width), dtype=np.float32)
+        for first in range(0, len(starts), self.batch_size):
+            rows = starts[first : first + self.batch_size]
             for row, start in enumerate(rows):
                 piece = samples[start : start + width]
                 batch[row, : len(piece)] = piece

@@ -47,3 +47,26 @@ def test_bad_input_is_one_line_and_nonzero(two_speaker_file, args, message):
     assert out.returncode == 1
     assert message in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_overlapped_speech_by_default_one_speaker_at_a_time_with_exclusive(data_dir, tmp_path):
+    """AMI trn09 has 8 s of overlapped speech: the default output overlaps, --exclusive and --profile fast do not."""
+    meeting = data_dir / "ami-excerpts" / "trn09.wav"
+    if not meeting.exists():
+        pytest.skip(f"{meeting} not found")
+
+    def overlap_seconds(*flags):
+        out = diarize_cli("run", str(meeting), "-q", *flags)
+        assert out.returncode == 0, out.stderr
+        utterances = json.loads(out.stdout)["utterances"]
+        spans = sorted((u["start"], u["end"]) for u in utterances)
+        total = sum(e - s for s, e in spans)
+        covered, reach = 0.0, 0.0
+        for s, e in spans:
+            covered += max(0.0, e - max(s, reach))
+            reach = max(reach, e)
+        return total - covered
+
+    assert overlap_seconds() > 2.0
+    assert overlap_seconds("--exclusive") == pytest.approx(0.0, abs=1e-6)
+    assert overlap_seconds("--profile", "fast") == pytest.approx(0.0, abs=1e-6)
