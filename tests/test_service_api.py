@@ -34,7 +34,7 @@ def api(tmp_path_factory, keys_file):
 def test_health_ready_docs_and_metrics(api):
     assert api.get("/healthz").json() == {"status": "ok"}
     ready = api.get("/readyz").json()
-    assert ready["status"] == "ready" and ready["workers_ready"] == 1 and ready["model"] == "resemblyzer-ge2e"
+    assert ready["status"] == "ready" and ready["workers_ready"] == 1 and ready["model"] == "campplus-zh-en-common"
     assert api.get("/docs").status_code == 200
     paths = api.get("/openapi.json").json()["paths"]
     assert {"/v1/diarize", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result"} <= set(paths)

@@ -30,7 +30,7 @@ def test_diarize_answers_labeled_utterances(api, conversation):
     response = api.post("/v1/diarize", headers=auth(), files={"file": ("talk.wav", conversation, "audio/wav")})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["num_speakers"] == 2 and body["model"] == "resemblyzer-ge2e"
+    assert body["num_speakers"] == 2 and body["model"] == "campplus-zh-en-common"
     assert {s["speaker"] for s in body["speakers"]} == {u["speaker"] for u in body["utterances"]} == {"A", "B"}
     turns = [u["speaker"] for u in body["utterances"]]
     assert [s for i, s in enumerate(turns) if i == 0 or s != turns[i - 1]] == ["A", "B", "A", "B"]
