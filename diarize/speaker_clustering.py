@@ -87,7 +87,9 @@ def cluster_speakers(
     x = _unit(embeddings.astype(np.float64))
     tree = linkage(x, method=LINKAGE, metric="cosine")
     labels = fcluster(tree, t=params.threshold, criterion="distance") - 1
-    large = _large_clusters(labels, clean_seconds, params.min_cluster_seconds)
+    # As pyannote bounds its minimum cluster size: in a short file, a tenth of all the clean speech is enough.
+    min_seconds = min(params.min_cluster_seconds, 0.1 * float(clean_seconds.sum()))
+    large = _large_clusters(labels, clean_seconds, min_seconds)
     if len(large) == 0:  # nothing reaches the size: the largest cluster alone is the speaker
         large = np.array([np.argmax(np.bincount(labels, weights=clean_seconds))])
     k = len(large)
@@ -97,7 +99,7 @@ def cluster_speakers(
         # (a quiet speaker), before splitting a talkative one.
         large = np.argsort(-np.bincount(labels, weights=clean_seconds), kind="stable")[:target]
     elif target != k:
-        labels, large = _cut_for(tree, clean_seconds, params.min_cluster_seconds, target, n)
+        labels, large = _cut_for(tree, clean_seconds, min_seconds, target, n)
     sums = np.zeros((labels.max() + 1, x.shape[1]))
     np.add.at(sums, labels, x)
     return _unit(sums[large]).astype(np.float32)

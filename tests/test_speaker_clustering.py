@@ -42,6 +42,11 @@ def test_small_clusters_fold_into_the_nearest_large_one():
     assert len(cluster_speakers(x, seconds, FREE, PARAMS)) == 3
     seconds[-1] = 5.0
     assert len(cluster_speakers(x, seconds, FREE, PARAMS)) == 4
+    # In a short file a tenth of the clean speech is enough: 2 s of 10 s makes a speaker, as 6 s of 60 s.
+    short = np.array([4.0, 4.0, 2.0])
+    three = np.vstack([x[0], x[10], outlier[0] / np.linalg.norm(outlier)])
+    assert len(cluster_speakers(three, short, FREE, PARAMS)) == 3
+    assert len(cluster_speakers(three, short * 10, FREE, ClusteringDefaults(0.5, 30.0))) == 2
 
 
 def test_count_hints_bound_the_result():
