@@ -46,7 +46,7 @@ def test_small_clusters_fold_into_the_nearest_large_one():
     short = np.array([4.0, 4.0, 2.0])
     three = np.vstack([x[0], x[10], outlier[0] / np.linalg.norm(outlier)])
     assert len(cluster_speakers(three, short, FREE, PARAMS)) == 3
-    assert len(cluster_speakers(three, short * 10, FREE, ClusteringDefaults(0.5, 30.0))) == 2
+    assert len(cluster_speakers(three, np.array([60.0, 60.0, 2.0]), FREE, PARAMS)) == 2
 
 
 def test_count_hints_bound_the_result():
