@@ -48,56 +48,58 @@ def items_of(name: str) -> list[Item]:
     return call_items() if name == "calls" else ami_items()
 
 
+def _cached_npz(items: list[Item], base: PipelineConfig, gain_db: float, key: str, folder_name: str,
+                compute: Any) -> list[Any]:
+    """One ``.npz`` per file under a folder keyed by ``key`` (version + front-end configuration) and ``gain_db``;
+    missing files are made with ``compute(pipeline, audio) -> dict of arrays``; returns the loaded files."""
+    key += f"gain{gain_db:g}" if gain_db else ""
+    folder = cache_root() / folder_name / hashlib.sha256(key.encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    pipeline = None
+    out = []
+    for n, item in enumerate(items, 1):
+        path = folder / f"{item.uri}.npz"
+        if not path.exists():
+            pipeline = pipeline or DiarizationPipeline(base)
+            audio = load_audio(item.audio, base.audio)
+            np.multiply(audio.samples, np.float32(10 ** (gain_db / 20)), out=audio.samples)
+            np.savez(path, **compute(pipeline, audio))
+            print(f"front end {n}/{len(items)}: {item.uri}", flush=True)
+        out.append(np.load(path))
+    return out
+
+
 def cached_features(items: list[Item], base: PipelineConfig, gain_db: float = 0.0) -> list[SpeechEmbeddings]:
     """Front-end output per file, kept on disk per front-end configuration (VAD, windows, embedding),
     cache layout (``v2``: with frame energies) and ``gain_db`` applied to the audio (a quieter or louder
     recording of the same files)."""
-    front = "v2" + base.model_dump_json(include={"audio", "vad", "segmentation", "embedding"})
-    front += f"gain{gain_db:g}" if gain_db else ""
-    folder = cache_root() / "features" / hashlib.sha256(front.encode()).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    pipeline = None
-    out = []
-    for n, item in enumerate(items, 1):
-        path = folder / f"{item.uri}.npz"
-        if not path.exists():
-            pipeline = pipeline or DiarizationPipeline(base)
-            audio = load_audio(item.audio, base.audio)
-            np.multiply(audio.samples, np.float32(10 ** (gain_db / 20)), out=audio.samples)
-            f = pipeline.embed_speech(audio)
-            print(f"front end {n}/{len(items)}: {item.uri}", flush=True)
-            np.savez(path, regions=f.regions, starts=f.windows.starts, ends=f.windows.ends, region=f.windows.region,
-                     embeddings=f.embeddings, duration=f.duration, energies_db=f.energies_db)
-        data = np.load(path)
-        windows = Windows(data["starts"], data["ends"], data["region"])
-        out.append(SpeechEmbeddings(data["regions"], windows, data["embeddings"], float(data["duration"]),
-                                    data["energies_db"]))
-    return out
+
+    def compute(pipeline: DiarizationPipeline, audio: Any) -> dict[str, Any]:
+        f = pipeline.embed_speech(audio)
+        return dict(regions=f.regions, starts=f.windows.starts, ends=f.windows.ends, region=f.windows.region,
+                    embeddings=f.embeddings, duration=f.duration, energies_db=f.energies_db)
+
+    key = "v2" + base.model_dump_json(include={"audio", "vad", "segmentation", "embedding"})
+    return [SpeechEmbeddings(d["regions"], Windows(d["starts"], d["ends"], d["region"]), d["embeddings"],
+                             float(d["duration"]), d["energies_db"])
+            for d in _cached_npz(items, base, gain_db, key, "features", compute)]
 
 
 def cached_local_speakers(items: list[Item], base: PipelineConfig, gain_db: float = 0.0) -> list[LocalSpeakers]:
     """``neural`` front end per file (segmentation + local-turn embeddings), kept on disk per configuration."""
-    front = "n2" + base.model_dump_json(include={"audio", "neural_segmentation", "embedding", "vad"})
-    front += f"gain{gain_db:g}" if gain_db else ""
-    folder = cache_root() / "local-speakers" / hashlib.sha256(front.encode()).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    pipeline = None
+
+    def compute(pipeline: DiarizationPipeline, audio: Any) -> dict[str, Any]:
+        local = pipeline.segment_speakers(audio)
+        seg, turns = local.segmentation, local.turns
+        return dict(activity=seg.activity, chunk_starts=seg.chunk_starts, chunk_duration=seg.chunk_duration,
+                    frame_step=seg.frame_step, frame_duration=seg.frame_duration, duration=seg.duration,
+                    speech=local.speech if local.speech is not None else np.zeros((0, 2)),
+                    has_speech=local.speech is not None,
+                    **{f"turn_{name}": getattr(turns, name) for name in LocalTurns.__dataclass_fields__})
+
+    key = "n2" + base.model_dump_json(include={"audio", "neural_segmentation", "embedding", "vad"})
     out = []
-    for n, item in enumerate(items, 1):
-        path = folder / f"{item.uri}.npz"
-        if not path.exists():
-            pipeline = pipeline or DiarizationPipeline(base)
-            audio = load_audio(item.audio, base.audio)
-            np.multiply(audio.samples, np.float32(10 ** (gain_db / 20)), out=audio.samples)
-            local = pipeline.segment_speakers(audio)
-            print(f"front end {n}/{len(items)}: {item.uri}", flush=True)
-            seg, turns = local.segmentation, local.turns
-            np.savez(path, activity=seg.activity, chunk_starts=seg.chunk_starts, chunk_duration=seg.chunk_duration,
-                     frame_step=seg.frame_step, frame_duration=seg.frame_duration, duration=seg.duration,
-                     speech=local.speech if local.speech is not None else np.zeros((0, 2)),
-                     has_speech=local.speech is not None,
-                     **{f"turn_{name}": getattr(turns, name) for name in LocalTurns.__dataclass_fields__})
-        d = np.load(path)
+    for d in _cached_npz(items, base, gain_db, key, "local-speakers", compute):
         seg = ChunkSegmentation(activity=d["activity"], log_probs=None, chunk_starts=d["chunk_starts"],
                                 chunk_duration=float(d["chunk_duration"]), frame_step=float(d["frame_step"]),
                                 frame_duration=float(d["frame_duration"]), duration=float(d["duration"]))
