@@ -94,17 +94,17 @@ def cached_local_speakers(items: list[Item], base: PipelineConfig, gain_db: floa
         return dict(activity=seg.activity, chunk_starts=seg.chunk_starts, chunk_duration=seg.chunk_duration,
                     frame_step=seg.frame_step, frame_duration=seg.frame_duration, duration=seg.duration,
                     speech=local.speech if local.speech is not None else np.zeros((0, 2)),
-                    has_speech=local.speech is not None,
+                    has_speech=local.speech is not None, energies_db=local.energies_db,
                     **{f"turn_{name}": getattr(turns, name) for name in LocalTurns.__dataclass_fields__})
 
-    key = "n2" + base.model_dump_json(include={"audio", "neural_segmentation", "embedding", "vad"})
+    key = "n4" + base.model_dump_json(include={"audio", "neural_segmentation", "embedding", "vad"})
     out = []
     for d in _cached_npz(items, base, gain_db, key, "local-speakers", compute):
         seg = ChunkSegmentation(activity=d["activity"], log_probs=None, chunk_starts=d["chunk_starts"],
                                 chunk_duration=float(d["chunk_duration"]), frame_step=float(d["frame_step"]),
                                 frame_duration=float(d["frame_duration"]), duration=float(d["duration"]))
         turns = LocalTurns(**{name: d[f"turn_{name}"] for name in LocalTurns.__dataclass_fields__})
-        out.append(LocalSpeakers(seg, turns, d["speech"] if d["has_speech"] else None))
+        out.append(LocalSpeakers(seg, turns, d["speech"] if d["has_speech"] else None, d["energies_db"]))
     return out
 
 

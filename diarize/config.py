@@ -59,6 +59,10 @@ class NeuralSegmentationConfig(_Section):
     min_clean: float = Field(
         0.5, ge=0, description="A local speaker gets its own embedding from at least this much speech where nobody "
         "else speaks (s); others are assigned by the chunk's constraints and the nearest centroid.")
+    turn_pause: float | None = Field(
+        0.2, gt=0, description="A local turn with a quiet stretch this long (s) in the signal is also labelled in pieces "
+        "cut there (the model now and then runs one local speaker over two voices); None: never.")
+    turn_piece: float = Field(1.0, gt=0, description="Such a cut leaves at least this much of the turn on each side (s).")
 
 
 class EmbeddingConfig(_Section):
@@ -119,26 +123,32 @@ class SpeakerClusteringConfig(_Section):
         None, ge=0, description="Clusters with less clean speech than this (s) are folded into the nearest other.")
 
 
-class ReconstructionConfig(_Section):
-    """From clustered local speakers back to a timeline that may give two speakers at once."""
+class _Pauses(_Section):
+    """What counts as a pause in the signal's energy, shared by both methods' last step."""
+
+    min_pause: float | None = Field(
+        0.5, gt=0, description="Cut quiet stretches this long (s) inside speech out of utterances; None keeps them."
+    )
+    pause_floor_window: float = Field(2.0, gt=0, description="Pauses are quiet against the noise floor over this long (s).")
+    pause_level: float = Field(0.2, gt=0, lt=1, description="Quiet: under this share of the way from floor to speech level.")
+    pause_depth_db: float = Field(15.0, ge=0, description="Quiet: at least this far below the speech level.")
+
+
+class ReconstructionConfig(_Pauses):
+    """From clustered local speakers back to a timeline that may give two speakers at once; each turn is then
+    fitted to the sound (quiet edges trimmed, pauses of ``min_pause`` or more cut out)."""
 
     min_duration_off: float = Field(0.3, ge=0, description="Bridge a speaker's pauses shorter than this (s).")
     min_duration_on: float = Field(0.1, ge=0, description="Drop speech turns shorter than this (s).")
 
 
-class PostprocessConfig(_Section):
+class PostprocessConfig(_Pauses):
     """From window labels to utterances."""
 
     frame_step: float = Field(0.05, gt=0)
     smoothing: float = Field(0.5, ge=0, description="Median-filter length over frame labels (s).")
     min_utterance: float = Field(0.2, ge=0)
     merge_gap: float = Field(0.5, ge=0, description="Join same-speaker pieces separated by less (s).")
-    min_pause: float | None = Field(
-        0.5, gt=0, description="Cut quiet stretches this long (s) inside speech regions out of utterances; None keeps them."
-    )
-    pause_floor_window: float = Field(2.0, gt=0, description="Pauses are quiet against the noise floor over this long (s).")
-    pause_level: float = Field(0.2, gt=0, lt=1, description="Quiet: under this share of the way from floor to speech level.")
-    pause_depth_db: float = Field(15.0, ge=0, description="Quiet: at least this far below the speech level.")
     unknown_confidence: float = Field(0.0, ge=0, le=1, description="Utterances below this confidence become UNKNOWN.")
 
 

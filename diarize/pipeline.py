@@ -18,7 +18,7 @@ from .embeddings import level_gain, load_backend
 from .errors import ConfigError
 from .local_embeddings import LocalTurns, embed_local_turns
 from .postprocess import assign_utterances, speaker_label
-from .reconstruction import reconstruct
+from .reconstruction import fitted_to_sound, reconstruct
 from .result import Result, Speaker, Utterance
 from .segmentation import Windows, sliding_windows
 from .speaker_clustering import ClusteringDefaults, assign_turns, cluster_speakers
@@ -71,12 +71,14 @@ def label_speakers(
 
 @dataclass(frozen=True)
 class LocalSpeakers:
-    """The expensive half of the ``neural`` method: the chunks' local speakers, their embedded turns and,
-    when configured, Silero VAD's speech regions."""
+    """The expensive half of the ``neural`` method: the chunks' local speakers, their embedded turns,
+    when configured Silero VAD's speech regions, and the signal's 10 ms frame energies (``energies_db``,
+    to which the turns' edges and pauses are fitted)."""
 
     segmentation: ChunkSegmentation
     turns: LocalTurns
     speech: np.ndarray | None = None
+    energies_db: np.ndarray | None = None
 
 
 def label_local_speakers(
@@ -87,17 +89,21 @@ def label_local_speakers(
 ) -> tuple[list[Utterance], list[Speaker]]:
     """The cheap half of the ``neural`` method: cluster the local turns, rebuild the (overlapping) timeline."""
     seg, turns = local.segmentation, local.turns
-    shaping = turns.clean & turns.embedded
+    shaping = turns.whole & turns.clean & turns.embedded
     centroids = cluster_speakers(turns.embeddings[shaping], turns.clean_seconds[shaping], bounds, clustering)
+    turns = turns.subset(turns.leaf)
     assignment = assign_turns(turns, centroids)
     timeline = reconstruct(seg.activity, seg.chunk_starts, seg.frame_step, seg.frame_duration, seg.duration,
                            turns, assignment.labels, assignment.num_speakers)
     if local.speech is not None:
         timeline = timeline.filled(local.speech)
+    turns_out = timeline.turns(reconstruction)
+    if local.energies_db is not None:
+        turns_out = fitted_to_sound(turns_out, local.energies_db, reconstruction)
     confidence = _speaker_confidence(assignment.margin, assignment.labels, assignment.num_speakers)
     names: dict[int, str] = {}
     utterances = []
-    for k, start, end in timeline.turns(reconstruction):
+    for k, start, end in turns_out:
         name = names.setdefault(k, speaker_label(len(names)))
         utterances.append(Utterance(name, round(start, 3), round(min(end, seg.duration), 3), confidence[k]))
     speakers = [
@@ -161,12 +167,18 @@ class DiarizationPipeline:
         seg = self.segmenter(samples, progress=lambda f: report("segment", 0.02 + 0.38 * f))
         report("embed", 0.4)
         features = self.embedding_backend.features(samples)
+        energies_db = frame_energies_db(samples)
+        options, quiet = self.config.neural_segmentation, self.config.reconstruction  # one notion of a pause
+        pauses = None
+        if options.turn_pause is not None:
+            pauses = interior_pauses(np.array([[0.0, seg.duration]]), energies_db, options.turn_pause,
+                                     quiet.pause_floor_window, quiet.pause_level, quiet.pause_depth_db)
         turns = embed_local_turns(
             seg.activity, seg.chunk_starts, seg.frame_step, seg.frame_duration, features,
-            self.embedding_backend.embed_features, self.embedding_backend.dimension,
-            self.config.neural_segmentation.min_clean, progress=lambda f: report("embed", 0.45 + 0.5 * f))
-        speech = self.vad(samples, frame_energies_db(samples)) if self.vad is not None else None
-        return LocalSpeakers(seg, turns, speech)
+            self.embedding_backend.embed_features, self.embedding_backend.dimension, options.min_clean,
+            pauses, options.turn_piece, progress=lambda f: report("embed", 0.45 + 0.5 * f))
+        speech = self.vad(samples, energies_db) if self.vad is not None else None
+        return LocalSpeakers(seg, turns, speech, energies_db)
 
     def embed_speech(self, audio: Audio, progress: ProgressCallback | None = None) -> SpeechEmbeddings:
         """``windows`` method: VAD, windows and window embeddings of the mono downmix."""

@@ -238,6 +238,34 @@ def refine_boundaries(regions: np.ndarray, energies_db: np.ndarray, duration: fl
     return refined[refined[:, 1] - refined[:, 0] >= config.min_speech]
 
 
+def _sound(
+    regions: np.ndarray, energies_db: np.ndarray, floor_window: float, level: float, min_depth_db: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """``regions`` as energy-frame indices and the mask of frames that sound against the local noise floor
+    (see :func:`interior_pauses`); None when no speech stands above the background."""
+    speech = _speech_against_background(regions, energies_db)
+    if speech is None:
+        return None
+    index, speech_level, _ = speech
+    size = min(max(int(round(floor_window / ENERGY_STEP)), 1), len(energies_db))  # longer than the file is the file's floor
+    floor = percentile_filter(energies_db, 10, size=size, mode="nearest")
+    threshold = np.clip(floor + level * (speech_level - floor), speech_level - _MAX_DEPTH_DB, speech_level - min_depth_db)
+    centres = _loud_frames(energies_db, threshold)  # the middle frames of each run: widen to whole runs
+    return index, np.convolve(centres.astype(np.int8), np.ones(_ENERGY_RUN, np.int8), "same") > 0
+
+
+def _quiet_runs(loud: np.ndarray, min_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[start, end)`` of the quiet runs of at least ``min_frames`` between two loud frames of ``loud``."""
+    edges = np.diff(loud.astype(np.int8))
+    quiet_starts, quiet_ends = np.flatnonzero(edges == -1) + 1, np.flatnonzero(edges == 1) + 1
+    if len(quiet_ends) and len(quiet_starts) and quiet_ends[0] < quiet_starts[0]:
+        quiet_ends = quiet_ends[1:]  # quiet at the start is an edge, not a pause
+    quiet_starts = quiet_starts[: len(quiet_ends)]
+    # a loud frame sounds for two hops: the pause begins one hop after the last loud frame
+    long_enough = quiet_ends - quiet_starts - 1 >= min_frames
+    return quiet_starts[long_enough] + 1, quiet_ends[long_enough]
+
+
 def interior_pauses(
     regions: np.ndarray,
     energies_db: np.ndarray,
@@ -253,23 +281,45 @@ def interior_pauses(
     seconds): ``level`` of the way from it to the speech level, at least ``min_depth_db`` below the speech
     level (a steady voice fills a whole window) and never over 35 dB below it.
     """
-    speech = _speech_against_background(regions, energies_db)
-    if speech is None:
+    sound = _sound(regions, energies_db, floor_window, level, min_depth_db)
+    if sound is None:
         return np.zeros((0, 2))
-    index, speech_level, _ = speech
-    size = min(max(int(round(floor_window / ENERGY_STEP)), 1), len(energies_db))  # longer than the file is the file's floor
-    floor = percentile_filter(energies_db, 10, size=size, mode="nearest")
-    threshold = np.clip(floor + level * (speech_level - floor), speech_level - _MAX_DEPTH_DB, speech_level - min_depth_db)
-    centres = _loud_frames(energies_db, threshold)  # the middle frames of each run: widen to whole runs
-    loud = np.convolve(centres.astype(np.int8), np.ones(_ENERGY_RUN, np.int8), "same") > 0
-    pauses = []
-    for a, b in index:
-        edges = np.diff(loud[a:b].astype(np.int8))
-        quiet_starts, quiet_ends = np.flatnonzero(edges == -1) + 1, np.flatnonzero(edges == 1) + 1
-        if len(quiet_ends) and len(quiet_starts) and quiet_ends[0] < quiet_starts[0]:
-            quiet_ends = quiet_ends[1:]  # quiet at the region's start is the VAD's edge, not a pause
-        for start, end in zip(quiet_starts, quiet_ends):
-            # a loud frame sounds for two hops: the pause begins one hop after the last loud frame
-            if (end - start - 1) * ENERGY_STEP >= min_pause:
-                pauses.append(((a + start + 1) * ENERGY_STEP, (a + end) * ENERGY_STEP))
+    index, loud = sound
+    min_frames = int(np.ceil(min_pause / ENERGY_STEP - 1e-9))
+    pauses = [((a + start) * ENERGY_STEP, (a + end) * ENERGY_STEP)
+              for a, b in index for start, end in zip(*_quiet_runs(loud[a:b], min_frames))]
     return np.array(pauses, dtype=np.float64).reshape(-1, 2)
+
+
+def fit_to_sound(
+    segments: np.ndarray,
+    energies_db: np.ndarray,
+    min_pause: float,
+    floor_window: float = 2.0,
+    level: float = 0.2,
+    min_depth_db: float = 15.0,
+) -> list[tuple[int, float, float]]:
+    """Each segment ``(start, end)`` (s) trimmed to its first and last sound and cut at the quiet stretches of
+    ``min_pause`` or more inside it, quiet judged as in :func:`interior_pauses`; ``(segment index, start, end)``.
+
+    A neural segmentation model draws speech as annotators do, running on past the last word and over short
+    pauses; the energy places those edges to 10 ms. A segment without any sound is kept as it is.
+    """
+    segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2)
+    sound = _sound(segments, energies_db, floor_window, level, min_depth_db)
+    if sound is None:
+        return [(i, float(a), float(b)) for i, (a, b) in enumerate(segments)]
+    index, loud = sound
+    min_frames = int(np.ceil(min_pause / ENERGY_STEP - 1e-9))
+    out = []
+    for i, ((a, b), (start_s, end_s)) in enumerate(zip(index, segments)):
+        inside = np.flatnonzero(loud[a:b])
+        if not len(inside):
+            out.append((i, float(start_s), float(end_s)))
+            continue
+        first, last = a + inside[0], a + inside[-1] + 2  # a frame is two hops long
+        starts, ends = _quiet_runs(loud[first:last - 1], min_frames)
+        bounds = np.sort(np.concatenate([[first], first + starts, first + ends, [last]])).reshape(-1, 2)
+        out += [(i, max(float(p * ENERGY_STEP), float(start_s)), min(float(q * ENERGY_STEP), float(end_s)))
+                for p, q in bounds]
+    return out

@@ -38,7 +38,7 @@ def rebuild(activity, starts, labels, n, k):
                 turn_labels.append(labels[c, s])
     cc, ss, aa, bb = (np.array(x) for x in zip(*rows))
     turns = LocalTurns(cc, ss, aa, bb, np.zeros((len(rows), 4), np.float32), np.ones(len(rows), np.float32),
-                       np.ones(len(rows), bool))
+                       np.ones(len(rows), bool), np.ones(len(rows), bool), np.ones(len(rows), bool))
     return reconstruct(activity, starts, STEP, STEP, n * STEP, turns, np.array(turn_labels), k)
 
 

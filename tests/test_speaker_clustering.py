@@ -69,7 +69,8 @@ def turns_of(rows, embeddings):
     """LocalTurns from (chunk, speaker, first, last) rows."""
     c, s, a, b = (np.array(x) for x in zip(*rows))
     n = len(rows)
-    return LocalTurns(c, s, a, b, np.asarray(embeddings, np.float32), np.ones(n, np.float32), np.ones(n, bool))
+    return LocalTurns(c, s, a, b, np.asarray(embeddings, np.float32), np.ones(n, np.float32), np.ones(n, bool),
+                      np.ones(n, bool), np.ones(n, bool))
 
 
 def test_overlapping_turns_of_a_chunk_get_two_speakers_others_their_nearest():

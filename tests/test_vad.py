@@ -8,6 +8,7 @@ from pyannote.metrics.detection import DetectionErrorRate
 from diarize.postprocess import cut_pauses
 from diarize.vad import (
     SileroVAD,
+    fit_to_sound,
     frame_energies_db,
     interior_pauses,
     loudness_gain,
@@ -179,6 +180,19 @@ def test_interior_pauses_follow_the_local_noise_floor():
     whole_file = interior_pauses(regions, energies, min_pause=0.5, floor_window=12.0)
     assert len(whole_file) == 1  # one floor for the file
     assert np.array_equal(interior_pauses(regions, energies, min_pause=0.5, floor_window=1e6), whole_file)
+
+
+def test_fit_to_sound_trims_quiet_edges_and_cuts_long_pauses_only():
+    signal = bursts([(1.0, 2.0), (2.3, 3.0), (3.8, 5.0), (6.5, 7.0)], 8.0)
+    segments = np.array([[0.6, 5.4], [6.0, 6.3], [6.4, 7.5]])
+    pieces = fit_to_sound(segments, frame_energies_db(signal), min_pause=0.5)
+    assert [p[0] for p in pieces] == [0, 0, 1, 2]  # which segment each piece comes from
+    assert np.array([p[1:] for p in pieces]) == pytest.approx(
+        np.array([[1.0, 3.0], [3.8, 5.0], [6.0, 6.3], [6.5, 7.0]]), abs=0.03)  # a silent segment stays whole
+    shorter = fit_to_sound(segments[:1], frame_energies_db(signal), min_pause=0.25)
+    assert np.array([p[1:] for p in shorter]) == pytest.approx(np.array([[1.0, 2.0], [2.3, 3.0], [3.8, 5.0]]), abs=0.03)
+    never_beyond = fit_to_sound(np.array([[1.5, 4.0]]), frame_energies_db(signal), min_pause=0.5)
+    assert np.array([p[1:] for p in never_beyond]) == pytest.approx(np.array([[1.5, 3.0], [3.8, 4.0]]), abs=0.03)
 
 
 @pytest.mark.parametrize(("reader", "count"), [("2609", 3), ("367", 6)])
