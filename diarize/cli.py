@@ -248,7 +248,7 @@ def enroll(
     if metadata is not None:
         try:
             extra = json.loads(metadata)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             fail(f"--metadata is not valid JSON: {exc}")
         if not isinstance(extra, dict):
             fail("--metadata must be a JSON object")

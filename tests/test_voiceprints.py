@@ -9,6 +9,7 @@ import pytest
 
 from diarize.errors import (
     EnrollmentError,
+    MetadataError,
     ModelMismatchError,
     SpeakerExistsError,
     SpeakerNotFoundError,
@@ -194,6 +195,29 @@ def test_speaker_ids_follow_the_name_and_skip_ids_of_renamed_speakers(tmp_path):
 def test_metadata_must_be_json(vp):
     with pytest.raises(EnrollmentError, match="JSON"):
         vp.enroll("t", "Alice", tone(A, 12), metadata={"when": object()})
+
+
+@pytest.mark.parametrize("bad", [{"x": float("nan")}, {"x": float("-inf")}, {"x": [[[[[[[[[1]]]]]]]]]},
+                                 {"x": "y" * 20000}, {"x": 1 << 64}, ["not", "a", "mapping"]],
+                         ids=["nan", "inf", "deep", "large", "huge-int", "list"])
+def test_metadata_is_checked_before_it_reaches_the_store(vp, bad):
+    vp.enroll("t", "Alice", tone(A, 12), metadata={"team": "blue"})
+    with pytest.raises(MetadataError):
+        vp.enroll("t", "Bob", tone(B, 12), metadata=bad)
+    with pytest.raises(MetadataError):
+        vp.speakers.update("t", "Alice", metadata=bad)
+    assert [(s.name, s.metadata) for s in vp.list_speakers("t")] == [("Alice", {"team": "blue"})]
+
+
+def test_merged_metadata_stays_bounded(vp):
+    """Each update is small, but merged into the metadata they would pass the limit: the last is refused whole."""
+    vp.enroll("t", "Alice", tone(A, 12))
+    for i in range(3):
+        vp.speakers.update("t", "Alice", metadata={f"k{i}": "v" * 5000})
+    with pytest.raises(MetadataError, match="bytes"):
+        vp.speakers.update("t", "Alice", metadata={"k3": "v" * 5000}, role="agent")
+    speaker = vp.speakers.get("t", "Alice")
+    assert sorted(speaker.metadata) == ["k0", "k1", "k2"] and speaker.role is None
 
 
 def test_results_of_another_embedding_model_are_refused(vp):

@@ -9,8 +9,15 @@ import textwrap
 import numpy as np
 import pytest
 
-from diarize.errors import ConfigError, ModelMismatchError, StoreLockedError
-from diarize.voiceprints.store import EmbeddedStore, NewPoint, ServerStore, point_id
+from diarize.errors import ConfigError, MetadataError, ModelMismatchError, StoreLockedError
+from diarize.voiceprints.store import (
+    MAX_PAYLOAD_DEPTH,
+    EmbeddedStore,
+    NewPoint,
+    ServerStore,
+    check_payload,
+    point_id,
+)
 
 pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed")
 
@@ -127,3 +134,42 @@ def test_writes_survive_a_killed_process(tmp_path):
     assert subprocess.run([sys.executable, "-c", code]).returncode == -9
     with EmbeddedStore(tmp_path) as s:
         assert s.collection("m", 8).count("a") == 10
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("bad", [
+    _nested(200),  # qdrant-edge fails to read this back: the tenant's reads and every later open failed
+    {"x": float("nan")}, {"x": [1.0, float("inf")]}, {"x": 1 << 70}, {"x": {1: "int key"}}, {"x": object()},
+    {"x": "y" * (1 << 20)},
+], ids=["deep", "nan", "inf", "huge-int", "int-key", "object", "too-large"])
+def test_store_refuses_payloads_it_could_not_read_back(tmp_path, bad):
+    store = EmbeddedStore(tmp_path)
+    coll = store.collection("m", 8)
+    [a] = coll.upsert("a", [NewPoint("speaker", "k", _vec(1), {"speaker_id": "k", "metadata": {}})])
+    coll.upsert("b", [NewPoint("speaker", "k", _vec(2), {"speaker_id": "k"})])
+    with pytest.raises(MetadataError):
+        coll.set_payload("a", [a], {"metadata": bad})
+    with pytest.raises(MetadataError):
+        coll.upsert("a", [NewPoint("speaker", "k2", _vec(3), {"metadata": bad})])
+    assert coll.count("a") == 1 and coll.retrieve("a", [a])[0].payload["metadata"] == {}
+    store.close()
+    with EmbeddedStore(tmp_path) as reopened:  # the WAL of the refused writes never existed
+        coll = reopened.collection("m", 8)
+        assert (coll.count("a"), coll.count("b")) == (1, 1)
+
+
+def test_payload_at_the_depth_limit_survives_a_reopen(tmp_path):
+    deepest = _nested(MAX_PAYLOAD_DEPTH - 1)  # the point's payload adds one level
+    with EmbeddedStore(tmp_path) as store:
+        store.collection("m", 8).upsert("a", [NewPoint("speaker", "k", _vec(1), {"metadata": deepest})])
+    with pytest.raises(MetadataError, match="deep"):
+        check_payload({"metadata": _nested(MAX_PAYLOAD_DEPTH)})
+    with EmbeddedStore(tmp_path) as store:
+        [point] = store.collection("m", 8).scroll("a")
+        assert point.payload["metadata"] == deepest

@@ -20,7 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, ModelMismatchError, StoreError, StoreLockedError
+from ..errors import ConfigError, MetadataError, ModelMismatchError, StoreError, StoreLockedError
 
 #: Namespace of every point id (uuid5 over tenant, model, kind and the item's natural key).
 POINT_NAMESPACE = uuid.UUID("5b0d6a1e-3f0c-4e57-9a52-6f1f2a7c9d10")
@@ -28,6 +28,11 @@ POINT_NAMESPACE = uuid.UUID("5b0d6a1e-3f0c-4e57-9a52-6f1f2a7c9d10")
 INDEXED_FIELDS = ("kind", "speaker_id", "name_key", "voice_id", "file_id")
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}$")
 _SCROLL_PAGE = 256
+#: Deepest nesting and largest JSON size of a point's payload. qdrant-edge cannot read back a payload
+#: nested about 128 levels deep: the write fails half-way and its WAL then fails to open for every tenant.
+MAX_PAYLOAD_DEPTH = 32
+MAX_PAYLOAD_BYTES = 1 << 20
+_INT64 = (-(1 << 63), (1 << 63) - 1)
 
 Where = Mapping[str, "str | int | bool | Sequence[str]"]
 
@@ -37,6 +42,45 @@ def check_tenant(tenant: str) -> str:
     if not isinstance(tenant, str) or not _TENANT_RE.match(tenant):
         raise ConfigError(f"invalid tenant {tenant!r}: use 1-128 characters of A-Z a-z 0-9 _ . @ : -")
     return tenant
+
+
+def check_payload(payload: Any, *, max_depth: int = MAX_PAYLOAD_DEPTH, max_bytes: int = MAX_PAYLOAD_BYTES,
+                  what: str = "payload") -> dict[str, Any]:
+    """Return ``payload`` as a dict if it is plain JSON the store can read back, else raise MetadataError.
+
+    Plain JSON: a mapping with string keys, at most ``max_depth`` containers deep, of strings, booleans,
+    None, 64-bit integers and finite floats, at most ``max_bytes`` as compact JSON.
+    """
+    if not isinstance(payload, Mapping):
+        raise MetadataError(f"{what} must be a JSON object")
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping):
+            children: Any = value.values()
+            if not all(isinstance(k, str) for k in value):
+                raise MetadataError(f"{what}: every key must be a string")
+        elif isinstance(value, (list, tuple)):
+            children = value
+        elif value is None or isinstance(value, (str, bool)):
+            continue
+        elif isinstance(value, int):
+            if not _INT64[0] <= value <= _INT64[1]:
+                raise MetadataError(f"{what}: integer {value:.3g} is out of the 64-bit range")
+            continue
+        elif isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise MetadataError(f"{what}: numbers must be finite (no NaN or Infinity)")
+            continue
+        else:
+            raise MetadataError(f"{what}: {type(value).__name__} is not JSON (strings, numbers, lists, objects)")
+        if depth > max_depth:
+            raise MetadataError(f"{what} is nested more than {max_depth} levels deep")
+        stack.extend((child, depth + 1) for child in children)
+    size = len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > max_bytes:
+        raise MetadataError(f"{what} is {size} bytes as JSON; at most {max_bytes} are allowed")
+    return dict(payload)
 
 
 def point_id(tenant: str, model_id: str, kind: str, key: str) -> str:
@@ -93,7 +137,7 @@ class Collection(ABC):
         check_tenant(tenant)
         rows = []
         for p in points:
-            payload = {**p.payload, "tenant": tenant, "model_id": self.model_id, "kind": p.kind}
+            payload = check_payload({**p.payload, "tenant": tenant, "model_id": self.model_id, "kind": p.kind})
             rows.append((self.id_of(tenant, p.kind, p.key), _unit(p.vector, self.dimension), payload))
         if rows:
             with self._lock:
@@ -146,6 +190,7 @@ class Collection(ABC):
         """Merge ``payload`` into this tenant's points among ``ids``; tenant/model/kind cannot change."""
         if {"tenant", "model_id", "kind"} & set(payload):
             raise StoreError("tenant, model_id and kind of a point cannot be changed")
+        payload = check_payload(payload)
         if ids:
             with self._lock:
                 self._set_payload(self._conditions(tenant, None, None), [str(i) for i in ids], dict(payload))

@@ -1,0 +1,88 @@
+"""Hostile input against the running app: it is refused with a 4xx in the one error shape, and it never
+corrupts the voiceprint store, leaks a server path, or grows the service without bound."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("qdrant_edge", reason="the embedded voiceprint store needs qdrant-edge-py (service extra)")
+
+from diarize.voiceprints import EnrollmentSample
+from diarize.voiceprints.store import EmbeddedStore
+
+from .servicekit import auth, calibration_file, client, error_of
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+def _settings(folder) -> dict:
+    calibration = calibration_file(folder)
+    return {"data_dir": folder / "data"} | ({"voiceprint_calibration": calibration} if calibration else {})
+
+
+def _enroll_vector(api, tenant: str, name: str, seed: int) -> str:
+    """Enroll ``name`` for ``tenant`` straight through the service's store (a random voice vector)."""
+
+    def enroll(vp):
+        vector = np.random.default_rng(seed).normal(size=vp.backend.dimension).astype(np.float32)
+        sample = EnrollmentSample(vector / np.linalg.norm(vector), 12.0, "test", f"digest{seed}")
+        return vp.speakers.enroll(tenant, name, [sample], metadata={"team": "blue"}).speaker.speaker_id
+
+    return api.app.state.service.voice.call(enroll)
+
+
+def _speakers(api, tenant: str) -> list[dict]:
+    response = api.get("/v1/speakers", headers=auth(tenant))
+    assert response.status_code == 200, response.text
+    return response.json()["speakers"]
+
+
+def test_hostile_metadata_is_refused_and_never_reaches_the_store(tmp_path):
+    settings = _settings(tmp_path)
+    with client(**settings) as api:
+        ana = _enroll_vector(api, "acme", "Ana", 1)
+        _enroll_vector(api, "globex", "Gus", 2)
+        url = f"/v1/speakers/{ana}"
+        bodies = {
+            "deep": json.dumps({"metadata": _nested(200)}),  # was 503, then the store was unreadable for all
+            "nan": '{"metadata": {"x": NaN}}',  # was a 500 and a dropped connection
+            "infinity": '{"metadata": {"x": [Infinity]}}',
+            "huge-int": json.dumps({"metadata": {"x": 1 << 80}}),
+            "large": json.dumps({"metadata": {"x": "y" * (2 << 20)}}),  # was accepted; every list then carried it
+        }
+        for what, body in bodies.items():
+            response = api.patch(url, headers=auth() | {"content-type": "application/json"}, content=body)
+            assert response.status_code == 422, (what, response.status_code, response.text[:300])
+            error_of(response)
+        for raw in ("[" * 5000, json.dumps(_nested(20)), '{"x": NaN}', "x" * 20000):  # "[" * 5000 was a 500
+            response = api.post("/v1/speakers", headers=auth(), data={"name": "Zed", "metadata": raw},
+                                files=[("files", ("s.wav", b"RIFF"))])
+            assert response.status_code == 422 and error_of(response)["code"] == "invalid_metadata", raw[:20]
+        ok = api.patch(url, headers=auth(), json={"metadata": {"seat": 2, "tags": ["a", {"b": 1.5}]}})
+        assert ok.status_code == 200 and ok.json()["metadata"] == {"team": "blue", "seat": 2, "tags": ["a", {"b": 1.5}]}
+        assert [s["name"] for s in _speakers(api, "acme")] == ["Ana"]
+    with client(**settings) as api:  # after a restart the store opens and every tenant is served
+        assert api.get("/readyz").json()["voiceprints"] is True
+        assert [(s["name"], s["metadata"]["seat"]) for s in _speakers(api, "acme")] == [("Ana", 2)]
+        assert [s["name"] for s in _speakers(api, "globex")] == ["Gus"]
+
+
+def test_store_errors_never_show_server_paths(tmp_path):
+    settings = _settings(tmp_path)
+    data = str(settings["data_dir"])
+    with EmbeddedStore(settings["data_dir"]):  # another process holds the store: the service cannot open it
+        with client(**settings) as api:
+            ready = api.get("/readyz").json()
+            assert ready["voiceprints"] is False and ready["detail"] and data not in ready["detail"]
+            assert "<data_dir>" in ready["detail"]
+            response = api.get("/v1/speakers", headers=auth())
+            assert response.status_code == 503 and data not in error_of(response)["message"]
+            assert not any(part in response.text for part in ("/tmp/", str(tmp_path)))
