@@ -13,6 +13,7 @@ pytest.importorskip("qdrant_edge", reason="the embedded voiceprint store needs q
 from diarize.voiceprints import EnrollmentSample
 from diarize.voiceprints.store import EmbeddedStore
 
+from ._voiceprint_fakes import traces
 from .servicekit import auth, calibration_file, client, error_of
 
 
@@ -86,3 +87,19 @@ def test_store_errors_never_show_server_paths(tmp_path):
             response = api.get("/v1/speakers", headers=auth())
             assert response.status_code == 503 and data not in error_of(response)["message"]
             assert not any(part in response.text for part in ("/tmp/", str(tmp_path)))
+
+
+def test_deleting_a_speaker_over_the_api_leaves_no_trace_in_the_store_files(tmp_path):
+    settings = _settings(tmp_path)
+    with client(**settings) as api:
+        ana = _enroll_vector(api, "acme", "Ana Secretname", 3)
+        _enroll_vector(api, "globex", "Gus Keeper", 4)
+        voice = api.app.state.service.voice
+        ana_bytes = voice.call(lambda vp: [p.vector.tobytes() for p in vp.collection.scroll("acme", with_vectors=True)])
+        gus_bytes = voice.call(lambda vp: [p.vector.tobytes() for p in vp.collection.scroll("globex", with_vectors=True)])
+        root = settings["data_dir"] / "voiceprints"
+        assert traces(root, ana_bytes + [b"Ana Secretname"]) == len(ana_bytes) + 1 == 3
+        assert api.delete(f"/v1/speakers/{ana}", headers=auth()).status_code == 204
+        assert traces(root, ana_bytes + [b"Ana Secretname"]) == 0
+        assert traces(root, gus_bytes + [b"Gus Keeper"]) == 3
+        assert [s["name"] for s in _speakers(api, "globex")] == ["Gus Keeper"]

@@ -483,7 +483,7 @@ class SpeakerRegistry:
             return EnrolledSpeaker.from_payload({**record.payload, **update})
 
     def delete(self, tenant: str, name: str) -> EnrolledSpeaker:
-        """Delete a speaker and every vector stored for it."""
+        """Delete a speaker and every vector stored for it, from the store's files too (see ``Collection.purge``)."""
         with self._lock:
             record = self._record(tenant, name)
             if record is None:
@@ -492,6 +492,7 @@ class SpeakerRegistry:
             self.collection.delete_ids(tenant, [record.id])
             self.collection.delete(tenant, None, {"speaker_id": speaker_id})
             self.collection.flush()
+            self.collection.purge()  # the voiceprint leaves the store's files before this returns
             return EnrolledSpeaker.from_payload(record.payload)
 
     def vacuum(self, tenant: str) -> int:
@@ -502,4 +503,5 @@ class SpeakerRegistry:
             self.collection.delete_ids(tenant, orphans)
             if orphans:
                 self.collection.flush()
+                self.collection.purge()
             return len(orphans)

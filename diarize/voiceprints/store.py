@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import threading
 import uuid
 from abc import ABC, abstractmethod
@@ -227,6 +228,13 @@ class Collection(ABC):
     def flush(self) -> None:
         """Make every acknowledged write durable on disk (no-op where the server does it)."""
 
+    def purge(self) -> bool:
+        """Remove deleted points' vectors and payloads from the store's files; whether anything was rewritten.
+
+        Deletes are soft until then. No-op where a Qdrant server owns the files (its optimizer vacuums them).
+        """
+        return False
+
 
 class VectorStore(ABC):
     """A Qdrant deployment holding one collection per embedding model."""
@@ -249,10 +257,17 @@ class VectorStore(ABC):
         return coll
 
     def delete_tenant(self, tenant: str) -> None:
-        """Delete every point of ``tenant`` in every collection."""
+        """Delete every point of ``tenant`` in every collection, and purge them from the store's files."""
         check_tenant(tenant)
         for model_id, dimension in self.models().items():
             self.collection(model_id, dimension).delete(tenant)
+        self.purge()
+
+    def purge(self) -> bool:
+        """:meth:`Collection.purge` for every open collection; whether any was rewritten."""
+        with self._lock:
+            collections = list(self._collections.values())
+        return any([coll.purge() for coll in collections])
 
     @abstractmethod
     def models(self) -> dict[str, int]:
@@ -288,10 +303,14 @@ class _EdgeCollection(Collection):
     """
 
     OPTIMIZE_EVERY = 20_000
+    #: Written (durably) before a delete; removed once :meth:`purge` has rewritten the shard without the deleted
+    #: points. Found at open, it means a purge is owed (a crash came between the delete and its purge).
+    PURGE_MARK = "PURGE"
 
-    def __init__(self, shard: Any, model_id: str, dimension: int) -> None:
+    def __init__(self, shard: Any, model_id: str, dimension: int, path: Path) -> None:
         super().__init__(model_id, dimension)
         self._shard = shard
+        self._path = path
         self._pending = 0
         import qdrant_edge as qe
 
@@ -352,7 +371,53 @@ class _EdgeCollection(Collection):
 
     def _delete(self, conditions: list, ids: list[str] | None = None) -> None:
         op = self._qe.UpdateOperation.delete_points_by_filter(self._filter(conditions, ids))
+        _durable_touch(self._path / self.PURGE_MARK)
         self._run(self._shard.update, op)
+
+    def purge(self) -> bool:
+        """Copy the live points into a fresh shard and swap it in, so that no file keeps a deleted point.
+
+        Qdrant's deletes only mark points: their vectors stay in the segment files and their payloads in
+        the WAL until both are rewritten. The copy (about 1 s per 20k points, blocking) starts a new WAL
+        holding only live points. Crash-safe: :func:`_recover_purge` finishes or discards an interrupted swap.
+        """
+        with self._lock:
+            if not (self._path / self.PURGE_MARK).exists():
+                return False
+            qe = self._qe
+            self._run(self._shard.flush)
+            building = self._path / "shard.purge"
+            shutil.rmtree(building, ignore_errors=True)
+            fresh = self._run(qe.EdgeShard.create, str(building), _edge_config(qe, self.dimension))
+            try:
+                _create_indexes(qe, fresh)
+                offset = None
+                while True:
+                    request = qe.ScrollRequest(offset=offset, limit=1024, with_payload=True, with_vector=True)
+                    records, offset = self._run(self._shard.scroll, request)
+                    if records:
+                        points = [qe.Point(r.id, r.vector, r.payload) for r in records]
+                        self._run(fresh.update, qe.UpdateOperation.upsert_points(points))
+                    if offset is None:
+                        break
+                self._run(fresh.flush)
+                self._run(fresh.optimize)
+                self._run(fresh.flush)
+            finally:
+                fresh.close()
+            live, old = self._path / "shard", self._path / "shard.old"
+            self._run(self._shard.close)
+            try:
+                os.replace(live, old)
+                os.replace(building, live)
+                _fsync_dir(self._path)
+                shutil.rmtree(old)
+            finally:
+                self._shard = self._run(qe.EdgeShard.load, str(live if live.exists() else old))
+            self._pending = 0
+            (self._path / self.PURGE_MARK).unlink()
+            _fsync_dir(self._path)
+            return True
 
     def _set_payload(self, conditions: list, ids: list[str], payload: dict[str, Any]) -> None:
         op = self._qe.UpdateOperation.set_payload_by_filter(self._filter(conditions, ids), payload)
@@ -374,6 +439,49 @@ class _EdgeCollection(Collection):
                 self.optimize()
             self._run(self._shard.flush)
             self._run(self._shard.close)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _durable_touch(path: Path) -> None:
+    """Create ``path`` (empty) and make its existence durable."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(path.parent)
+
+
+def _edge_config(qe: Any, dimension: int) -> Any:
+    """A new shard's settings: cosine vectors searched exactly (no HNSW graph)."""
+    return qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine),
+                         hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000))
+
+
+def _create_indexes(qe: Any, shard: Any) -> None:
+    shard.update(qe.UpdateOperation.create_field_index("tenant", qe.KeywordIndexParams(is_tenant=True)))
+    shard.update(qe.UpdateOperation.create_field_index("model_id", qe.PayloadSchemaType.Keyword))
+    for name in INDEXED_FIELDS:
+        shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+    shard.flush()
+
+
+def _recover_purge(path: Path) -> None:
+    """Finish a purge a crash interrupted: a complete copy whose swap began is moved in, anything else dropped."""
+    live, building, old = path / "shard", path / "shard.purge", path / "shard.old"
+    if not live.exists() and building.exists() and old.exists():
+        os.replace(building, live)  # the copy was flushed and closed before the old shard moved aside
+    if live.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(building, ignore_errors=True)
 
 
 class EmbeddedStore(VectorStore):
@@ -426,6 +534,7 @@ class EmbeddedStore(VectorStore):
         path = self.root / "collections" / _slug(model_id)
         meta = path / self.META
         try:
+            _recover_purge(path)
             if meta.exists():
                 stored = json.loads(meta.read_text())
                 if stored["model_id"] != model_id or int(stored["dimension"]) != dimension:
@@ -434,18 +543,12 @@ class EmbeddedStore(VectorStore):
                         f"not {dimension}-d vectors of {model_id!r}")
                 shard = qe.EdgeShard.load(str(path / "shard"))
             else:
-                config = qe.EdgeConfig(
-                    vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine),
-                    hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000))
+                config = _edge_config(qe, dimension)
                 if (path / "shard").exists():  # a crash between creating the shard and writing its meta
                     shard = qe.EdgeShard.load(str(path / "shard"), config)
                 else:
                     shard = qe.EdgeShard.create(str(path / "shard"), config)
-                shard.update(qe.UpdateOperation.create_field_index("tenant", qe.KeywordIndexParams(is_tenant=True)))
-                shard.update(qe.UpdateOperation.create_field_index("model_id", qe.PayloadSchemaType.Keyword))
-                for name in INDEXED_FIELDS:
-                    shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
-                shard.flush()
+                _create_indexes(qe, shard)
                 tmp = meta.with_suffix(".tmp")
                 tmp.write_text(json.dumps({"model_id": model_id, "dimension": dimension}))
                 os.replace(tmp, meta)
@@ -453,7 +556,9 @@ class EmbeddedStore(VectorStore):
             raise
         except Exception as exc:
             raise StoreError(f"cannot open collection {model_id!r} at {path}: {exc}") from exc
-        return _EdgeCollection(shard, model_id, dimension)
+        collection = _EdgeCollection(shard, model_id, dimension, path)
+        collection.purge()  # owed by a delete that a crash interrupted
+        return collection
 
     def optimize(self) -> None:
         """Fold recent writes into immutable segments and drop deleted points (blocking; ~1 s per 200k points)."""
