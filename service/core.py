@@ -211,14 +211,20 @@ class Service:
             raise self._busy(f"{self.settings.max_queued_jobs} jobs are already queued or running for this tenant")
         stored = {**options.stored(),
                   "hints": {**options.task_options(), "accept_truncated": self.settings.accept_truncated}}
+        transcript = stored.pop("transcript", None)
         job = self.store.create(job_id, tenant, source=source, audio_path=os.fspath(audio_path), filename=filename,
                                 keep_audio=keep_audio, audio_duration=info.duration if info else None, options=stored,
-                                batch=batch)
+                                batch=batch, transcript=transcript)
         self.runner.wake()
         return job
 
     def job_options(self, job: JobRecord) -> DiarizeOptions:
-        return DiarizeOptions.model_validate({k: v for k, v in job.options.items() if k != "hints"})
+        """The options a job runs with, its transcript read back from beside the record."""
+        options = {k: v for k, v in job.options.items() if k != "hints"}
+        transcript = self.store.transcript(job.id)
+        if transcript is not None:
+            options["transcript"] = transcript
+        return DiarizeOptions.model_validate(options)
 
     def finish_job(self, job: JobRecord, result: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
         """The stored response of a finished job; a voiceprint store outage costs the voice fields, not the result."""

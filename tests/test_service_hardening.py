@@ -120,3 +120,36 @@ def test_made_up_methods_and_paths_do_not_grow_the_metrics(tmp_path):
         assert methods <= {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "other"} and "other" in methods
         assert routes <= {"/metrics", "/readyz", "/v1/jobs/{job_id}", "unmatched"}, routes
         assert len(text) < before + 20_000
+
+
+def test_reading_jobs_never_parses_their_transcripts(tmp_path, monkeypatch):
+    """Three jobs with 17 MB transcripts made one GET /v1/jobs take 47 s (and four 7.7 GB): each read parsed
+    every transcript. They are kept beside the job record now, read only to run the job."""
+    import time
+
+    import service.models
+    from .servicekit import tone, wait_job, wav_bytes
+
+    words = json.dumps([{"word": f"w{i}", "start": i * 0.01, "end": i * 0.01 + 0.005} for i in range(200)] * 150)
+    assert len(words) > 1_500_000
+    with client(**_settings(tmp_path), job_concurrency=1) as api:
+        ids = []
+        for i in range(3):
+            response = api.post("/v1/jobs", headers=auth(), files={"file": ("t.wav", wav_bytes(tone(2.0))),
+                                                                    "transcript": ("w.json", words.encode())})
+            assert response.status_code == 202, response.text
+            ids.append(response.json()["id"])
+        for job_id in ids:  # running a job reads its transcript; reading it afterwards must not
+            assert wait_job(api, job_id)["status"] == "succeeded"
+        parsed = []
+        real = service.models.parse_transcript
+        monkeypatch.setattr(service.models, "parse_transcript", lambda value: parsed.append(1) or real(value))
+        start = time.perf_counter()
+        listed = api.get("/v1/jobs", headers=auth())
+        one = api.get(f"/v1/jobs/{ids[0]}", headers=auth())
+        elapsed = time.perf_counter() - start
+        assert listed.status_code == one.status_code == 200
+        assert sorted(j["id"] for j in listed.json()["jobs"]) == sorted(ids)
+        assert "transcript" not in one.json()["options"] and not parsed
+        assert elapsed < 5.0, elapsed
+        assert len(api.app.state.service.store.transcript(ids[0])) == 30_000
