@@ -82,12 +82,17 @@ class Service:
         self.runner = JobRunner(
             self.store, self.pool, concurrency=self.settings.running_jobs,
             max_attempts=self.settings.job_max_attempts, timeout=self.task_timeout, finish=self.finish_job,
-            on_done=self._job_done, batch=self.batches.run,
+            on_done=self._job_done, batch=self.batches.run, ready=self._jobs_may_start,
         )
         self._probes = anyio.CapacityLimiter(4)
         self.pool.start()
         self.runner.start()
         self.metrics.bind(self)
+
+    def _jobs_may_start(self) -> bool:
+        """Jobs wait until the voiceprint store has been opened (or failed to): a directory job resumed before
+        would run without voice ids, under another configuration hash, redoing every file."""
+        return self.voice.settled or self.pool.load_error is not None
 
     def close(self) -> None:
         if self.runner is not None:
@@ -263,9 +268,11 @@ class Service:
         if job.batch is not None:
             self.batches.delete(job)
             return
-        if job.status == "succeeded" and self._linked_voices(job):
-            self.voice.call(lambda vp: vp.delete_file(job.tenant, job.id))
-        self.store.delete(job.id)
+        with self.runner.outcome_lock:  # not while the job's outcome is being stored
+            current = self.store.get(job.id) or job
+            if current.status == "succeeded" and self._linked_voices(current):
+                self.voice.call(lambda vp: vp.delete_file(job.tenant, job.id))
+            self.store.delete(job.id)
         self.runner.cancel(job.id)
         if job.source == "upload":
             remove(job.audio_path)

@@ -301,10 +301,13 @@ class JobRunner:
     def __init__(self, store: JobStore, pool: WorkerPool, *, concurrency: int, max_attempts: int,
                  timeout: Callable[[float | None], float], finish: Finisher,
                  on_done: Callable[[JobRecord, str], None] = lambda job, status: None,
-                 batch: BatchRunner | None = None) -> None:
+                 batch: BatchRunner | None = None, ready: Callable[[], bool] = lambda: True) -> None:
         self.store, self.pool = store, pool
         self.concurrency, self.max_attempts, self.timeout = concurrency, max_attempts, timeout
-        self.finish, self.on_done, self.batch = finish, on_done, batch
+        self.finish, self.on_done, self.batch, self.ready = finish, on_done, batch, ready
+        #: Held while a finished job's outcome is stored (voice observations, result) and while a job is deleted,
+        #: so that a job deleted as it finishes leaves nothing behind.
+        self.outcome_lock = threading.RLock()
         self._running: dict[str, Task | _BatchRun] = {}
         self._wake = threading.Condition()
         self._closing = False
@@ -323,8 +326,8 @@ class JobRunner:
     def _loop(self) -> None:
         while True:
             with self._wake:
-                while not self._closing and len(self._running) >= self.concurrency:
-                    self._wake.wait(1.0)
+                while not self._closing and (len(self._running) >= self.concurrency or not self.ready()):
+                    self._wake.wait(0.2)
                 if self._closing:
                     return
             job = self.store.claim_next()
@@ -410,13 +413,16 @@ class JobRunner:
             return
         status = "failed"
         if exc is None:
-            try:
-                response = self.finish(job, future.result(), task.warnings)
-            except DiarizeError as err:
-                self.store.fail(job.id, library_error_code(err)[1], self._message(job, err))
-            else:
-                self.store.succeed(job.id, response)
-                status = "succeeded"
+            with self.outcome_lock:
+                if self.store.get(job.id) is None:  # deleted while it ran: store nothing of it
+                    return
+                try:
+                    response = self.finish(job, future.result(), task.warnings)
+                except DiarizeError as err:
+                    self.store.fail(job.id, library_error_code(err)[1], self._message(job, err))
+                else:
+                    self.store.succeed(job.id, response)
+                    status = "succeeded"
         elif isinstance(exc, DiarizeError):
             self.store.fail(job.id, library_error_code(exc)[1], self._message(job, exc))
         elif isinstance(exc, (WorkerCrashed, TaskTimeout)) and job.attempts < self.max_attempts:

@@ -14,7 +14,7 @@ from diarize.voiceprints import EnrollmentSample
 from diarize.voiceprints.store import EmbeddedStore
 
 from ._voiceprint_fakes import traces
-from .servicekit import auth, calibration_file, client, error_of
+from .servicekit import auth, calibration_file, client, error_of, wait_job
 
 
 def _nested(depth: int) -> dict:
@@ -128,7 +128,7 @@ def test_reading_jobs_never_parses_their_transcripts(tmp_path, monkeypatch):
     import time
 
     import service.models
-    from .servicekit import tone, wait_job, wav_bytes
+    from .servicekit import tone, wav_bytes
 
     words = json.dumps([{"word": f"w{i}", "start": i * 0.01, "end": i * 0.01 + 0.005} for i in range(200)] * 150)
     assert len(words) > 1_500_000
@@ -177,3 +177,77 @@ def test_an_oversized_chunked_upload_is_413(tmp_path):
             assert error_of(response)["code"] == "upload_too_large"
         assert api.get("/readyz").status_code == 200
         assert not list((settings["data_dir"] / "spool").glob("*"))
+
+
+def _speech(data_dir, reader: str, seconds: float) -> np.ndarray:
+    from .speech import reader_utterances
+
+    return np.concatenate(reader_utterances(data_dir, reader, 3))[: int(16000 * seconds)]
+
+
+def _observations(api, tenant: str = "acme") -> list:
+    return api.app.state.service.voice.call(lambda vp: list(vp.collection.scroll(tenant, "observation")))
+
+
+def test_a_job_deleted_as_it_finishes_leaves_no_observations(tmp_path, data_dir, monkeypatch):
+    """4 of 80 jobs deleted near completion kept their observations: the delete fell between the job's voice
+    observations and its result. Storing a job's outcome and deleting the job now exclude each other."""
+    import threading
+    import time
+
+    from .servicekit import wav_bytes
+
+    with client(**_settings(tmp_path)) as api:
+        svc = api.app.state.service
+        finishing = threading.Event()
+        real = svc.voice.annotate
+
+        def slow_annotate(*args, **kwargs):
+            finishing.set()
+            time.sleep(1.5)  # the DELETE arrives while the job stores its outcome
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(svc.voice, "annotate", slow_annotate)
+        job = api.post("/v1/jobs", headers=auth(), files={"file": ("a.wav", wav_bytes(_speech(data_dir, "2033", 8)))})
+        assert job.status_code == 202, job.text
+        assert finishing.wait(120)
+        assert api.delete(f"/v1/jobs/{job.json()['id']}", headers=auth()).status_code == 204
+        deadline = time.monotonic() + 30
+        while svc.runner.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert api.get(f"/v1/jobs/{job.json()['id']}", headers=auth()).status_code == 404
+        assert _observations(api) == []
+        monkeypatch.setattr(svc.voice, "annotate", real)  # the control: a job left alone is observed
+        kept = api.post("/v1/jobs", headers=auth(), files={"file": ("b.wav", wav_bytes(_speech(data_dir, "3080", 8)))})
+        assert wait_job(api, kept.json()["id"])["status"] == "succeeded"
+        assert {o.payload["file_id"] for o in _observations(api)} == {kept.json()["id"]}
+
+
+def test_a_job_queued_at_start_waits_for_the_voiceprint_store(tmp_path, data_dir):
+    """A directory job resumed after a restart ran before the store was open: every file redone without voice
+    ids ("voiceprints skipped: the store is still opening"). Jobs now start once the store has opened."""
+    import soundfile as sf
+
+    from diarize.batch.outputs import output_paths
+    from service.jobs import JobStore
+
+    calls = tmp_path / "archive" / "acme" / "calls"
+    calls.mkdir(parents=True)
+    for i, reader in enumerate(("2033", "3080", "1688")):
+        sf.write(calls / f"call-{i}.wav", _speech(data_dir, reader, 12), 16000)
+    settings = _settings(tmp_path) | {"archive_root": str(tmp_path / "archive" / "{tenant}")}
+    with client(**settings) as api:
+        response = api.post("/v1/jobs", headers=auth(), data={"path": "calls"})
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+    store = JobStore(settings["data_dir"])  # a graceful stop puts a running directory job back in the queue
+    assert store.get(job_id).status == "queued"
+    store.close()
+    with client(**settings) as api:
+        job = wait_job(api, job_id)
+        assert job["status"] == "succeeded", job
+        result = api.get(job["result_url"], headers=auth()).json()
+        assert not [w for w in result["warnings"] if "voiceprints skipped" in w], result["warnings"]
+        assert [bool(f["voice_ids"]) for f in result["files"]] == [True, True, True], result["files"]
+        assert api.delete(f"/v1/jobs/{job_id}", headers=auth()).status_code == 204
+        assert _observations(api) == []
