@@ -60,7 +60,7 @@ class Service:
         self.pipeline_config = pipeline.model_copy(update={"audio": audio}).model_dump(mode="json")
         self.identification = pipeline.identification
         self.pool = WorkerPool(settings.workers, self.pipeline_config, settings.worker_threads,
-                               settings.sync_queue_size)
+                               settings.sync_queue_size, settings.job_share)
         self.voice = VoiceService(settings)
         self.pool.on_ready = self.voice.open
         self.store: JobStore | None = None
