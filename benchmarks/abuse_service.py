@@ -1,7 +1,7 @@
 """Abuse suite: a careless client and an attacker against ``diarize serve`` on 127.0.0.1, bounded in time.
 
     python -m benchmarks.abuse_service [--examples 20] [--malformed 240] [--methods 5000]
-                                       [--transcript-mb 8] [--readme service/README.md]
+                                       [--transcript-mb 16] [--readme service/README.md]
 
 Fresh data dir, real keys for two tenants, loopback only. Phases: schemathesis over every operation;
 a seeded corpus of malformed audio through ``POST /v1/diarize``, ``/v1/jobs``, ``diarize run`` (in
@@ -40,6 +40,7 @@ import soundfile as sf
 from .load_service import DATA, ROOT, Sampler, _cpu_model, free_port, speech_file
 
 KEYS = {"acme": "abuse-acme", "globex": "abuse-globex"}
+UPLOAD_MB = 24  # the server's upload limit: above the large transcripts, below the oversized upload
 START, END = "<!-- abuse_service:start -->", "<!-- abuse_service:end -->"
 
 
@@ -197,6 +198,7 @@ def phase_schemathesis(served: Served, tally: Tally, examples: int) -> dict[str,
                 tally.dropped += 1
                 tally.failures.append(f"schemathesis {case.method} {case.path}: {type(exc).__name__}")
                 return
+            tally.statuses[response.status_code] = tally.statuses.get(response.status_code, 0) + 1
             if response.status_code >= 500:
                 tally.server_errors += 1
                 tally.failures.append(f"schemathesis {case.method} {case.path}: {response.status_code}")
@@ -400,7 +402,7 @@ def _tree_rss(served: Served) -> int:
 def phase_spool(served: Served, tally: Tally) -> dict[str, Any]:
     def chunks() -> Iterator[bytes]:
         yield b'--XX\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
-        for _ in range(80):
+        for _ in range((UPLOAD_MB + 2) * 16):
             yield b"\0" * 65536
         yield b"\r\n--XX--\r\n"
 
@@ -479,7 +481,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     tally, results = Tally(), {}
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="diarize-abuse-") as tmp:
-        served = Served(Path(tmp) / "data", DIARIZE_MAX_UPLOAD_MB="4").start()
+        served = Served(Path(tmp) / "data", DIARIZE_MAX_UPLOAD_MB=str(UPLOAD_MB)).start()
         try:
             corpus = list(malformed_corpus(args.malformed))
             _phase("schemathesis", lambda: phase_schemathesis(served, tally, args.examples), results)
@@ -566,7 +568,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=100, help="schemathesis examples per operation")
     parser.add_argument("--malformed", type=int, default=240, help="malformed audio files")
     parser.add_argument("--methods", type=int, default=5000, help="requests with made-up methods")
-    parser.add_argument("--transcript-mb", type=float, default=8.0, help="size of each large transcript")
+    parser.add_argument("--transcript-mb", type=float, default=16.0, help="size of each large transcript")
     parser.add_argument("--readme", type=Path, default=None, help="write the figures into this markdown file")
     args = parser.parse_args()
     result = run(args)
