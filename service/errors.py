@@ -121,9 +121,9 @@ def _allowed_methods(app: FastAPI, path: str) -> list[str]:
 def _public(request: Request, status: int, message: str) -> str:
     """What a client may read of an error message: never the data folder, and no server path at all in a 5xx."""
     service = getattr(request.app.state, "service", None)
-    data_dir = service.settings.data_dir if service is not None else None
-    redacted = redact(message, data_dir)
-    return redacted if status >= 500 else (message if data_dir is None else redact_data_dir(message, data_dir))
+    if service is not None:
+        message = redact_data_dir(message, service.settings.data_dir)
+    return redact(message) if status >= 500 else message
 
 
 def redact_data_dir(message: str, data_dir: object) -> str:
