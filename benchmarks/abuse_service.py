@@ -531,7 +531,7 @@ def markdown(r: dict[str, Any]) -> str:
         ("made-up methods and paths", f"{card['requests']} requests: `/metrics` {card['metrics_bytes_before']} → "
                                       f"{card['metrics_bytes_after']} bytes ({card['series_after']} series)"),
         ("large transcripts", f"{tr['jobs']} jobs of {tr['transcript_mb']} MB; {tr['concurrent_lists']} concurrent "
-                              f"`GET /v1/jobs`: slowest {tr['slowest_list_s']} s, server +{tr['server_growth_mib']} MiB"),
+                              f"`GET /v1/jobs`: slowest {tr['slowest_list_s']} s, server {tr['server_growth_mib']:+d} MiB"),
         ("oversized chunked upload, spool", f"{sp['chunked_oversize_status']}; {sp['spool_leftovers']} files left "
                                             "in the spool"),
         ("deletion audit (speaker + 2 jobs)", f"{de['found_before']} of {de['items']} items ({de['vectors']} vectors, "
