@@ -36,6 +36,7 @@ __all__ = [
     "MAX_CHANNELS",
     "MAX_SAMPLE_RATE",
     "MIN_DURATION",
+    "MIN_SAMPLE_RATE",
     "Audio",
     "AudioInfo",
     "audio_info",
@@ -47,6 +48,9 @@ MIN_DURATION = 0.1
 """Shortest audio accepted (seconds); anything shorter cannot hold a speaker turn."""
 MAX_SAMPLE_RATE = 1_000_000
 """Highest sample rate accepted (Hz); a header declaring more is corrupt."""
+MIN_SAMPLE_RATE = 4000
+"""Lowest sample rate accepted (Hz): below it no speech band survives, and a header declaring 1 Hz turns a
+96 KB file into 13 hours of "audio" to decode and diarize."""
 MAX_CHANNELS = 64
 """Highest channel count accepted; a header declaring more is corrupt."""
 
@@ -323,8 +327,9 @@ def _inspect_riff(inp: _Input) -> float | None:
 
 def _check_format(name: str, sample_rate: int, channels: int) -> None:
     """Refuse absurd sample rates and channel counts, whichever header or array declares them."""
-    if not 0 < sample_rate <= MAX_SAMPLE_RATE:
-        raise CorruptAudioError(f"{name}: invalid sample rate {sample_rate} Hz (expected 1 to {MAX_SAMPLE_RATE} Hz)")
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise CorruptAudioError(
+            f"{name}: invalid sample rate {sample_rate} Hz (expected {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz)")
     if not 0 < channels <= MAX_CHANNELS:
         raise CorruptAudioError(f"{name}: invalid channel count {channels} (expected 1 to {MAX_CHANNELS})")
 

@@ -41,12 +41,22 @@ ProfileOption = typer.Option(
     help="accurate: neural segmentation + CAM++, overlapping speech; fast: GE2E windows, one speaker at a time.")
 ClusteringOption = typer.Option(ClusteringMethod.spectral, "--clustering",
                                 help="Clustering method of the fast profile.")
+#: Longest audio ``run`` and ``batch`` accept by default (seconds): the service's cap. A header can claim
+#: hours that a few bytes hold (a 1 Hz WAV, a long silence in FLAC); decoding them costs gigabytes.
+DEFAULT_MAX_DURATION = 4 * 3600.0
+MaxDurationOption = typer.Option(
+    DEFAULT_MAX_DURATION, "--max-duration", min=0,
+    help="Refuse audio longer than this many seconds, from its header where it says (0: no limit).")
 
 
-def pipeline_config(profile: Profile, clustering: ClusteringMethod) -> PipelineConfig:
-    """The named preset, with the fast profile's clustering method."""
+def pipeline_config(profile: Profile, clustering: ClusteringMethod,
+                    max_duration: float | None = None) -> PipelineConfig:
+    """The named preset, with the fast profile's clustering method and the longest audio accepted (0: none)."""
     config = PipelineConfig.preset(profile.value)
-    return config.model_copy(update={"clustering": config.clustering.model_copy(update={"method": clustering.value})})
+    return config.model_copy(update={
+        "clustering": config.clustering.model_copy(update={"method": clustering.value}),
+        "audio": config.audio.model_copy(update={"max_duration": max_duration or None}),
+    })
 
 
 def fail(message: str) -> None:
@@ -110,6 +120,7 @@ def run(
     call_direction: str = typer.Option("inbound", "--call-direction",
                                        help="For --priors: inbound (agent speaks first) or outbound."),
     identify_voices: bool = typer.Option(False, "--identify", help="Name enrolled speakers from the voiceprint store."),
+    max_duration: float = MaxDurationOption,
     data_dir: Optional[Path] = DataDir,
     tenant: str = Tenant,
     qdrant_url: Optional[str] = QdrantUrl,
@@ -122,7 +133,7 @@ def run(
     from .pipeline import DiarizationPipeline
 
     try:
-        config = pipeline_config(profile, clustering)
+        config = pipeline_config(profile, clustering, max_duration)
         if channel_roles is not None and not multichannel:
             fail("--channel-roles needs --multichannel")
         request = None
@@ -209,6 +220,7 @@ def batch(
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before."),
     profile: Profile = ProfileOption,
     clustering: ClusteringMethod = ClusteringOption,
+    max_duration: float = MaxDurationOption,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress: failures and the summary only."),
 ) -> None:
     """Diarize every audio file under SRC: JSON + RTTM per file, index.jsonl/csv; resumable.
@@ -220,7 +232,7 @@ def batch(
 
     try:
         options = BatchOptions(
-            pipeline=pipeline_config(profile, clustering),
+            pipeline=pipeline_config(profile, clustering, max_duration),
             num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
             multichannel=multichannel, pattern=pattern, workers=workers, threads=threads, fingerprint=fingerprint,
             identify=identify, store=str(store.absolute()) if store else None, tenant=tenant, ray=ray,
@@ -248,7 +260,7 @@ def enroll(
     if metadata is not None:
         try:
             extra = json.loads(metadata)
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, RecursionError) as exc:
             fail(f"--metadata is not valid JSON: {exc}")
         if not isinstance(extra, dict):
             fail("--metadata must be a JSON object")

@@ -53,6 +53,11 @@ class EnrollmentError(VoiceprintError):
     """An enrollment sample fails a quality gate (too little speech, several speakers, silence, noise)."""
 
 
+class MetadataError(EnrollmentError, ValueError):
+    """Speaker metadata (or any stored payload) is not plain, bounded JSON: too deep, too large, non-string keys,
+    NaN/Infinity or out-of-range numbers. Refused before it reaches the store, which could not read it back."""
+
+
 class SpeakerNotFoundError(VoiceprintError):
     """No enrolled speaker of that name exists for this tenant."""
 

@@ -306,11 +306,12 @@ class DirectoryJobs:
         self.purge(job)
 
     def _linked(self, job: JobRecord) -> bool:
-        """Whether the store may hold observations of the job's files."""
+        """Whether the store may hold observations of the job's files: the journal lists voice ids, or the store
+        is open and fingerprints jobs (an earlier run of a resumed job may have linked files its journal no
+        longer shows as linked)."""
         journal = read_journal(self.out_dir(job.id))
         return any(any(r.voice_ids) for r in journal.values()) or (
-            job.status in ("queued", "running") and self.svc.settings.fingerprint
-            and self.svc.voice.voiceprints is not None)
+            self.svc.settings.fingerprint and self.svc.voice.voiceprints is not None)
 
     def purge(self, job: JobRecord, listed: list[dict[str, str]] | None = None) -> None:
         """Delete the job's voice observations (one file id per file: ``<job id>/<file>``) and its outputs."""

@@ -60,7 +60,7 @@ class Service:
         self.pipeline_config = pipeline.model_copy(update={"audio": audio}).model_dump(mode="json")
         self.identification = pipeline.identification
         self.pool = WorkerPool(settings.workers, self.pipeline_config, settings.worker_threads,
-                               settings.sync_queue_size)
+                               settings.sync_queue_size, settings.job_share)
         self.voice = VoiceService(settings)
         self.pool.on_ready = self.voice.open
         self.store: JobStore | None = None
@@ -82,12 +82,17 @@ class Service:
         self.runner = JobRunner(
             self.store, self.pool, concurrency=self.settings.running_jobs,
             max_attempts=self.settings.job_max_attempts, timeout=self.task_timeout, finish=self.finish_job,
-            on_done=self._job_done, batch=self.batches.run,
+            on_done=self._job_done, batch=self.batches.run, ready=self._jobs_may_start,
         )
         self._probes = anyio.CapacityLimiter(4)
         self.pool.start()
         self.runner.start()
         self.metrics.bind(self)
+
+    def _jobs_may_start(self) -> bool:
+        """Jobs wait until the voiceprint store has been opened (or failed to): a directory job resumed before
+        would run without voice ids, under another configuration hash, redoing every file."""
+        return self.voice.settled or self.pool.load_error is not None
 
     def close(self) -> None:
         if self.runner is not None:
@@ -211,14 +216,20 @@ class Service:
             raise self._busy(f"{self.settings.max_queued_jobs} jobs are already queued or running for this tenant")
         stored = {**options.stored(),
                   "hints": {**options.task_options(), "accept_truncated": self.settings.accept_truncated}}
+        transcript = stored.pop("transcript", None)
         job = self.store.create(job_id, tenant, source=source, audio_path=os.fspath(audio_path), filename=filename,
                                 keep_audio=keep_audio, audio_duration=info.duration if info else None, options=stored,
-                                batch=batch)
+                                batch=batch, transcript=transcript)
         self.runner.wake()
         return job
 
     def job_options(self, job: JobRecord) -> DiarizeOptions:
-        return DiarizeOptions.model_validate({k: v for k, v in job.options.items() if k != "hints"})
+        """The options a job runs with, its transcript read back from beside the record."""
+        options = {k: v for k, v in job.options.items() if k != "hints"}
+        transcript = self.store.transcript(job.id)
+        if transcript is not None:
+            options["transcript"] = transcript
+        return DiarizeOptions.model_validate(options)
 
     def finish_job(self, job: JobRecord, result: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
         """The stored response of a finished job; a voiceprint store outage costs the voice fields, not the result."""
@@ -257,9 +268,11 @@ class Service:
         if job.batch is not None:
             self.batches.delete(job)
             return
-        if job.status == "succeeded" and self._linked_voices(job):
-            self.voice.call(lambda vp: vp.delete_file(job.tenant, job.id))
-        self.store.delete(job.id)
+        with self.runner.outcome_lock:  # not while the job's outcome is being stored
+            current = self.store.get(job.id) or job
+            if current.status == "succeeded" and self._linked_voices(current):
+                self.voice.call(lambda vp: vp.delete_file(job.tenant, job.id))
+            self.store.delete(job.id)
         self.runner.cancel(job.id)
         if job.source == "upload":
             remove(job.audio_path)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import re
+
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,6 +23,7 @@ from diarize.errors import (
     EmptyAudioError,
     EnrollmentError,
     IdentificationError,
+    MetadataError,
     ModelMismatchError,
     SpeakerExistsError,
     SpeakerNotFoundError,
@@ -39,6 +43,16 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
+_ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~>-])/(?:[\w.@+~-]+/)*[\w.@+~-]+/?")
+
+
+def redact(message: str, data_dir: object = None) -> str:
+    """``message`` without server paths: the data folder becomes ``<data_dir>``, any other absolute path ``<path>``."""
+    if data_dir is not None:
+        message = redact_data_dir(message, data_dir)
+    return _ABSOLUTE_PATH.sub("<path>", message)
+
+
 def error_body(code: str, message: str) -> dict:
     return {"error": {"code": code, "message": message}}
 
@@ -55,6 +69,7 @@ _LIBRARY = [  # most specific first
     (SpeakerNotFoundError, 404, "not_found"),
     (VoiceNotFoundError, 404, "not_found"),
     (SpeakerExistsError, 409, "speaker_exists"),
+    (MetadataError, 422, "invalid_metadata"),
     (EnrollmentError, 422, "enrollment_rejected"),
     (ModelMismatchError, 409, "model_mismatch"),
     (StoreError, 503, "store_unavailable"),
@@ -103,17 +118,33 @@ def _allowed_methods(app: FastAPI, path: str) -> list[str]:
     return sorted(methods)
 
 
+def _public(request: Request, status: int, message: str) -> str:
+    """What a client may read of an error message: never the data folder, and no server path at all in a 5xx."""
+    service = getattr(request.app.state, "service", None)
+    if service is not None:
+        message = redact_data_dir(message, service.settings.data_dir)
+    return redact(message) if status >= 500 else message
+
+
+def redact_data_dir(message: str, data_dir: object) -> str:
+    """``message`` with the data folder (as configured and resolved) replaced by ``<data_dir>``."""
+    for form in {str(data_dir), str(Path(str(data_dir)).resolve())}:
+        if len(form) > 1:
+            message = message.replace(form, "<data_dir>")
+    return message
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that give every error the one shape."""
 
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
-        return _response(exc.status, exc.code, exc.message, exc.headers)
+        return _response(exc.status, exc.code, _public(request, exc.status, exc.message), exc.headers)
 
     @app.exception_handler(DiarizeError)
     async def _library(request: Request, exc: DiarizeError) -> JSONResponse:
         err = from_library(exc)
-        return _response(err.status, err.code, err.message)
+        return _response(err.status, err.code, _public(request, err.status, err.message))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

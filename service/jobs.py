@@ -48,11 +48,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     options TEXT NOT NULL,
     error_code TEXT,
     error_message TEXT,
-    batch TEXT
+    batch TEXT,
+    transcript TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_tenant ON jobs (tenant, created_at);
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 """
+#: Every column a job record holds. Not ``transcript`` (up to 64 MB of words): only running the job reads it.
+_RECORD_COLUMNS = ("id, tenant, status, created_at, updated_at, started_at, finished_at, stage, progress, attempts,"
+                   " source, audio_path, filename, keep_audio, audio_duration, options, error_code, error_message,"
+                   " batch")
+_SELECT = f"SELECT {_RECORD_COLUMNS} FROM jobs"
 
 
 def _iso(t: float | None) -> str | None:
@@ -85,7 +91,7 @@ class JobRecord:
         out = {k: getattr(self, k) for k in (
             "id", "status", "progress", "stage", "attempts", "source", "filename", "keep_audio", "audio_duration",
         )}  # fmt: skip
-        out["options"] = {k: v for k, v in self.options.items() if k != "hints"}
+        out["options"] = {k: v for k, v in self.options.items() if k not in ("hints", "transcript")}
         out.update(
             created_at=_iso(self.created_at), updated_at=_iso(self.updated_at), started_at=_iso(self.started_at),
             finished_at=_iso(self.finished_at),
@@ -111,8 +117,11 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
-            if "batch" not in {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}:
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            if "batch" not in columns:
                 self._db.execute("ALTER TABLE jobs ADD COLUMN batch TEXT")  # a database from before directory jobs
+            if "transcript" not in columns:  # from before transcripts had their own column
+                self._db.execute("ALTER TABLE jobs ADD COLUMN transcript TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -144,25 +153,33 @@ class JobStore:
 
     def create(self, job_id: str, tenant: str, *, source: str, audio_path: str, filename: str | None,
                keep_audio: bool, audio_duration: float | None, options: dict[str, Any],
-               batch: dict[str, Any] | None = None) -> JobRecord:
+               batch: dict[str, Any] | None = None, transcript: list[dict[str, Any]] | None = None) -> JobRecord:
+        """Queue a job; its ``transcript`` is kept apart from the record (see :meth:`transcript`)."""
         now = time.time()
         self._execute(
             "INSERT INTO jobs (id, tenant, status, created_at, updated_at, source, audio_path, filename, keep_audio,"
-            " audio_duration, options, batch) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " audio_duration, options, batch, transcript) VALUES (?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job_id, tenant, now, now, source, audio_path, filename, int(keep_audio), audio_duration,
-             json.dumps(options), None if batch is None else json.dumps(batch)),
+             json.dumps(options), None if batch is None else json.dumps(batch),
+             None if transcript is None else json.dumps(transcript)),
         )
         return self.get(job_id)
 
+    def transcript(self, job_id: str) -> list[dict[str, Any]] | None:
+        """The job's transcript words, read only to run it (listing and polling jobs never parse them)."""
+        with self._lock:
+            row = self._db.execute("SELECT transcript FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return json.loads(row[0]) if row is not None and row[0] else None
+
     def get(self, job_id: str) -> JobRecord | None:
-        rows = self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        rows = self._rows(f"{_SELECT} WHERE id = ?", (job_id,))
         return rows[0] if rows else None
 
     def list(self, tenant: str, status: str | None = None, limit: int = 100) -> list[JobRecord]:
         if status:
-            return self._rows("SELECT * FROM jobs WHERE tenant = ? AND status = ? ORDER BY created_at DESC LIMIT ?",
+            return self._rows(f"{_SELECT} WHERE tenant = ? AND status = ? ORDER BY created_at DESC LIMIT ?",
                               (tenant, status, limit))
-        return self._rows("SELECT * FROM jobs WHERE tenant = ? ORDER BY created_at DESC LIMIT ?", (tenant, limit))
+        return self._rows(f"{_SELECT} WHERE tenant = ? ORDER BY created_at DESC LIMIT ?", (tenant, limit))
 
     def count_unfinished(self, tenant: str | None = None) -> int:
         sql = "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')"
@@ -183,7 +200,7 @@ class JobStore:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 row = self._db.execute(
-                    "SELECT * FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1"
+                    "SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at LIMIT 1"
                 ).fetchone()
                 if row is not None:
                     self._db.execute(
@@ -241,7 +258,7 @@ class JobStore:
     def recover(self, max_attempts: int) -> dict[str, int]:
         """After a crash: finish jobs whose result was written, requeue or fail the interrupted ones."""
         counts = {"finished": 0, "requeued": 0, "failed": 0}
-        for job in self._rows("SELECT * FROM jobs WHERE status = 'running'"):
+        for job in self._rows(f"{_SELECT} WHERE status = 'running'"):
             if self.result_path(job.id).exists():
                 self.succeed(job.id, json.loads(self.result_path(job.id).read_text()))
                 counts["finished"] += 1
@@ -284,10 +301,13 @@ class JobRunner:
     def __init__(self, store: JobStore, pool: WorkerPool, *, concurrency: int, max_attempts: int,
                  timeout: Callable[[float | None], float], finish: Finisher,
                  on_done: Callable[[JobRecord, str], None] = lambda job, status: None,
-                 batch: BatchRunner | None = None) -> None:
+                 batch: BatchRunner | None = None, ready: Callable[[], bool] = lambda: True) -> None:
         self.store, self.pool = store, pool
         self.concurrency, self.max_attempts, self.timeout = concurrency, max_attempts, timeout
-        self.finish, self.on_done, self.batch = finish, on_done, batch
+        self.finish, self.on_done, self.batch, self.ready = finish, on_done, batch, ready
+        #: Held while a finished job's outcome is stored (voice observations, result) and while a job is deleted,
+        #: so that a job deleted as it finishes leaves nothing behind.
+        self.outcome_lock = threading.RLock()
         self._running: dict[str, Task | _BatchRun] = {}
         self._wake = threading.Condition()
         self._closing = False
@@ -306,8 +326,8 @@ class JobRunner:
     def _loop(self) -> None:
         while True:
             with self._wake:
-                while not self._closing and len(self._running) >= self.concurrency:
-                    self._wake.wait(1.0)
+                while not self._closing and (len(self._running) >= self.concurrency or not self.ready()):
+                    self._wake.wait(0.2)
                 if self._closing:
                     return
             job = self.store.claim_next()
@@ -393,13 +413,16 @@ class JobRunner:
             return
         status = "failed"
         if exc is None:
-            try:
-                response = self.finish(job, future.result(), task.warnings)
-            except DiarizeError as err:
-                self.store.fail(job.id, library_error_code(err)[1], self._message(job, err))
-            else:
-                self.store.succeed(job.id, response)
-                status = "succeeded"
+            with self.outcome_lock:
+                if self.store.get(job.id) is None:  # deleted while it ran: store nothing of it
+                    return
+                try:
+                    response = self.finish(job, future.result(), task.warnings)
+                except DiarizeError as err:
+                    self.store.fail(job.id, library_error_code(err)[1], self._message(job, err))
+                else:
+                    self.store.succeed(job.id, response)
+                    status = "succeeded"
         elif isinstance(exc, DiarizeError):
             self.store.fail(job.id, library_error_code(exc)[1], self._message(job, exc))
         elif isinstance(exc, (WorkerCrashed, TaskTimeout)) and job.attempts < self.max_attempts:

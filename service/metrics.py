@@ -49,8 +49,17 @@ class Metrics:
         self.restarts.set_function(lambda: pool.restarts)
 
 
+#: The only ``method`` label values: any other method (a client may send any token) counts as ``other``.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def method_label(method: str) -> str:
+    """The request's method if it is a standard one, else ``other`` (keeps the label set bounded)."""
+    return method if method in METHODS else "other"
+
+
 class MetricsMiddleware:
-    """Counts and times every HTTP request by its route template (never by raw path)."""
+    """Counts and times every HTTP request by its route template (never by raw path) and standard method."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
@@ -71,5 +80,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_status)
         finally:
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], route, str(status[0])).inc()
-            self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - start)
+            method = method_label(scope["method"])
+            self.metrics.requests.labels(method, route, str(status[0])).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)

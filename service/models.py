@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from diarize.identity import IdentificationRequest, SpeakerProfile, parse_transcript
+from diarize.voiceprints.enrollment import check_metadata
 
 
 class _Model(BaseModel):
@@ -347,7 +348,13 @@ class SpeakerPatch(_Model):
 
     name: str | None = Field(None, min_length=1, max_length=200)
     role: str | None = Field(None, max_length=200)
-    metadata: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = Field(
+        None, description="JSON object merged into the metadata (the result: at most 8 levels deep, 16 KiB).")
+
+    @field_validator("metadata")
+    @classmethod
+    def _plain_json(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_metadata(value)
 
 
 class Candidate(BaseModel):

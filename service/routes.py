@@ -20,7 +20,7 @@ from diarize.result import annotation_from_utterances, annotation_to_rttm
 from .auth import Tenant
 from .batch import is_listing
 from .core import Service, uri_of
-from .errors import ApiError
+from .errors import ApiError, redact
 from .models import (
     BatchFileResult,
     BatchResult,
@@ -326,7 +326,7 @@ def readyz(svc: Svc):
     body = Readiness(
         status="ready" if ready else ("unavailable" if pool.load_error else "starting"),
         workers_ready=ready, workers=pool.size, model=pool.model_id, voiceprints=svc.voice.voiceprints is not None,
-        detail=pool.load_error or svc.voice.error,
+        detail=redact(detail, svc.settings.data_dir) if (detail := pool.load_error or svc.voice.error) else None,
     ).model_dump(mode="json")
     return JSONResponse(body, status_code=200 if ready else 503)
 

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     job_concurrency: int | None = Field(None, ge=1, description="Jobs running at once (default workers - 1, min 1).")
     max_queued_jobs: int = Field(100, ge=1, description="Unfinished jobs per tenant before 429.")
     job_max_attempts: int = Field(2, ge=1, le=10, description="Runs of a job whose worker crashed before it is failed.")
+    job_share: float = Field(0.25, ge=0, le=1, description="Share of free workers that go to queued jobs while "
+                                                           "synchronous requests also wait (0: strict priority).")
 
     max_upload_mb: float = Field(512.0, gt=0)
     max_duration: float = Field(4 * 3600.0, gt=0, description="Longest audio accepted (s), else 413.")

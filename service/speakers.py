@@ -12,7 +12,8 @@ import numpy as np
 from fastapi import APIRouter, Body, File, Form, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
-from diarize.errors import SpeakerExistsError, SpeakerNotFoundError
+from diarize.errors import MetadataError, SpeakerExistsError, SpeakerNotFoundError
+from diarize.voiceprints.enrollment import MAX_METADATA_BYTES, check_metadata
 from diarize.result import Result
 
 from .auth import Tenant
@@ -73,15 +74,20 @@ async def _spooled(svc: Service, files: list[UploadFile]):
 
 
 def _metadata(raw: str | None) -> dict[str, Any] | None:
+    """The enrollment form's metadata field, parsed and checked as the library checks it (422 otherwise)."""
     if raw is None or raw == "":
         return None
+    value = None
+    if len(raw) <= MAX_METADATA_BYTES:
+        with contextlib.suppress(ValueError, RecursionError):
+            value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ApiError(422, "invalid_metadata",
+                       f"metadata must be a JSON object of at most {MAX_METADATA_BYTES // 1024} KiB")
     try:
-        value = json.loads(raw)
-    except ValueError:
-        value = None
-    if not isinstance(value, dict) or len(raw) > 16384:
-        raise ApiError(422, "invalid_request", "metadata must be a JSON object of at most 16 KiB")
-    return value
+        return check_metadata(value)
+    except MetadataError as exc:
+        raise ApiError(422, "invalid_metadata", str(exc)) from None
 
 
 def _by_id(vp: Any, tenant: str, speaker_id: str) -> Any:

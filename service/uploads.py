@@ -39,20 +39,27 @@ class BodyLimitMiddleware:
             await self._refuse(send)
             return
         seen = 0
+        exceeded = started = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
+                    exceeded = True
                     raise BodyTooLarge()
             return message
 
-        started = False
-
         async def tracking(message: Message) -> None:
+            # A body parser (FastAPI's form and JSON parsing) may catch BodyTooLarge and answer 400 itself:
+            # once the limit was passed, whatever the app answers becomes the 413.
             nonlocal started
+            if exceeded:
+                if not started:
+                    started = True
+                    await self._refuse(send)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
@@ -60,6 +67,7 @@ class BodyLimitMiddleware:
             await self.app(scope, limited, tracking)
         except BodyTooLarge:
             if not started:
+                started = True
                 await self._refuse(send)
 
     def _message(self) -> str:

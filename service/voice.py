@@ -71,6 +71,11 @@ class VoiceService:
         fields = {k: entry[k] for k in Calibration.__dataclass_fields__ if k != "model_id"}
         return Calibration(model_id=model_id, **fields)
 
+    @property
+    def settled(self) -> bool:
+        """Whether opening the store has been tried (it opens once a worker has loaded its model)."""
+        return self._model is not None
+
     def close(self) -> None:
         with self._lock:
             if self.voiceprints is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from diarize.embeddings.base import EmbeddingBackend
@@ -114,3 +116,13 @@ class FrameToneBackend(ToneBackend):
             v = np.mean([voice_vector(f) for f in np.asarray(seg)[:, 0]], axis=0)
             out[i] = v / np.linalg.norm(v)
         return out
+
+
+def traces(root: Path, needles: list[bytes]) -> int:
+    """How many of ``needles`` (a deleted vector's float32 bytes, a name) occur in any file under ``root``."""
+    blobs = []
+    for path in root.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            blobs.append(data[:len(data.rstrip(b"\0")) + 64])  # the stores preallocate zeroed files
+    return sum(any(n in b for b in blobs) for n in needles)

@@ -13,7 +13,7 @@ import soundfile as sf
 import soxr
 
 from diarize import audio as audio_module
-from diarize.audio import MIN_DURATION, Audio, audio_info, from_array, load_audio
+from diarize.audio import MIN_DURATION, MIN_SAMPLE_RATE, Audio, audio_info, from_array, load_audio
 from diarize.config import AudioConfig
 from diarize.errors import (
     AudioError,
@@ -512,3 +512,25 @@ def test_real_meeting_excerpt():
     assert result.samples.shape == (1, round(info.duration * 16000))
     assert 0.001 < rms(result.mono()) < 0.5
     assert np.array_equal(result.mono(), sf.read(path, dtype="float32")[0])
+
+
+@pytest.mark.parametrize("rate", [1, 100, MIN_SAMPLE_RATE - 1])
+def test_sample_rates_below_the_speech_band_are_refused_from_the_header(tmp_path, rate):
+    path = tmp_path / "low.wav"
+    sf.write(path, np.zeros(16000, np.float32), 16000)
+    data = bytearray(path.read_bytes())
+    data[24:32] = struct.pack("<II", rate, rate * 4)
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptAudioError, match=f"invalid sample rate {rate} Hz"):
+        audio_info(path)
+    with pytest.raises(CorruptAudioError, match="invalid sample rate"):
+        load_audio(path)
+    with pytest.raises(CorruptAudioError, match="invalid sample rate"):
+        from_array(np.zeros(rate * 10, np.float32), rate)
+    assert load_audio(wav_at(MIN_SAMPLE_RATE, tmp_path)).duration == pytest.approx(1.0)
+
+
+def wav_at(rate: int, folder) -> str:
+    path = folder / f"tone-{rate}.wav"
+    sf.write(path, (0.3 * np.sin(np.arange(rate) / 10)).astype(np.float32), rate)
+    return str(path)

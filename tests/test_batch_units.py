@@ -75,6 +75,8 @@ def test_config_hash_follows_what_shapes_outputs_only():
     assert base.config_hash() == BatchOptions(workers=4, threads=1, ray="auto", retry_failed=True).config_hash()
     assert base.config_hash() != BatchOptions(max_speakers=3).config_hash()
     assert base.config_hash() != BatchOptions(fingerprint=True).config_hash()
+    capped = base.pipeline.model_copy(update={"audio": base.pipeline.audio.model_copy(update={"max_duration": 60.0})})
+    assert base.config_hash() == BatchOptions(pipeline=capped).config_hash()  # a cap refuses files, shapes none
     assert BatchOptions.model_validate_json(base.model_dump_json()) == base
 
 

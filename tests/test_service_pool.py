@@ -49,3 +49,44 @@ def test_cancel_a_running_task_and_a_full_queue(pool):
     with pytest.raises(TaskCancelled):
         running.future.result(30)
     assert queued_job.future.result(120) == {"slept": 0}
+
+
+def test_jobs_get_their_share_while_synchronous_tasks_keep_coming():
+    """With strict priority, synchronous tasks that kept coming starved queued jobs (1 of 100 done in 154 s)."""
+    from service.pool import SYNC, FairQueue
+
+    q = FairQueue(job_share=0.25)
+    for i in range(3):
+        q.put((JOB, i, f"job{i}"))
+    picked, n = [], 100
+    for _ in range(12):  # a synchronous task always waits: one arrives for each one taken
+        q.put((SYNC, n, f"sync{n}"))
+        n += 1
+        picked.append(q.get(timeout=1)[2])
+    assert [i for i, p in enumerate(picked) if p.startswith("job")] == [3, 7, 11]
+    q.put((-1, -1, None))
+    assert q.get(timeout=1)[2] is None  # a stop marker goes first
+    strict = FairQueue(job_share=0.0)
+    strict.put((JOB, 1, "job"))
+    strict.put((SYNC, 2, "sync"))
+    assert [strict.get(timeout=1)[2] for _ in range(2)] == ["sync", "job"]
+
+
+def job_waits_behind_synchronous_tasks(job_share: float) -> bool:
+    """Whether a queued job is still waiting after 12 synchronous tasks, four always in flight, ran before it."""
+    pool = WorkerPool(1, PipelineConfig().model_dump(mode="json"), threads=1, queue_limit=3, job_share=job_share)
+    pool.start()
+    try:
+        assert pool.wait_ready(120)
+        syncs = [pool.submit(Task("sleep", {"seconds": 0.1})) for _ in range(4)]
+        job = pool.submit(Task("sleep", {"seconds": 0}, priority=JOB))
+        for _ in range(12):  # four synchronous clients, each asking again as soon as it is answered
+            syncs.pop(0).future.result(30)
+            syncs.append(pool.submit(Task("sleep", {"seconds": 0.1})))
+        return not job.future.done()
+    finally:
+        pool.close()
+
+
+def test_a_queued_job_runs_while_synchronous_requests_keep_the_worker_busy():
+    assert not job_waits_behind_synchronous_tasks(0.25)

@@ -9,6 +9,7 @@ import pytest
 
 from diarize.errors import (
     EnrollmentError,
+    MetadataError,
     ModelMismatchError,
     SpeakerExistsError,
     SpeakerNotFoundError,
@@ -29,6 +30,7 @@ from ._voiceprint_fakes import (
     result,
     speaker,
     tone,
+    traces,
     voice_vector,
 )
 
@@ -194,6 +196,56 @@ def test_speaker_ids_follow_the_name_and_skip_ids_of_renamed_speakers(tmp_path):
 def test_metadata_must_be_json(vp):
     with pytest.raises(EnrollmentError, match="JSON"):
         vp.enroll("t", "Alice", tone(A, 12), metadata={"when": object()})
+
+
+@pytest.mark.parametrize("bad", [{"x": float("nan")}, {"x": float("-inf")}, {"x": [[[[[[[[[1]]]]]]]]]},
+                                 {"x": "y" * 20000}, {"x": 1 << 64}, ["not", "a", "mapping"]],
+                         ids=["nan", "inf", "deep", "large", "huge-int", "list"])
+def test_metadata_is_checked_before_it_reaches_the_store(vp, bad):
+    vp.enroll("t", "Alice", tone(A, 12), metadata={"team": "blue"})
+    with pytest.raises(MetadataError):
+        vp.enroll("t", "Bob", tone(B, 12), metadata=bad)
+    with pytest.raises(MetadataError):
+        vp.speakers.update("t", "Alice", metadata=bad)
+    assert [(s.name, s.metadata) for s in vp.list_speakers("t")] == [("Alice", {"team": "blue"})]
+
+
+def test_merged_metadata_stays_bounded(vp):
+    """Each update is small, but merged into the metadata they would pass the limit: the last is refused whole."""
+    vp.enroll("t", "Alice", tone(A, 12))
+    for i in range(3):
+        vp.speakers.update("t", "Alice", metadata={f"k{i}": "v" * 5000})
+    with pytest.raises(MetadataError, match="bytes"):
+        vp.speakers.update("t", "Alice", metadata={"k3": "v" * 5000}, role="agent")
+    speaker = vp.speakers.get("t", "Alice")
+    assert sorted(speaker.metadata) == ["k0", "k1", "k2"] and speaker.role is None
+
+
+def _stored_bytes(vp, tenant: str, **where) -> list[bytes]:
+    """The float32 bytes of every vector the tenant's points matching ``where`` hold in the store."""
+    return [p.vector.tobytes() for p in vp.collection.scroll(tenant, where=where or None, with_vectors=True)]
+
+
+def test_deletions_leave_no_vector_or_payload_in_the_store_files(tmp_path):
+    """A deleted speaker's voiceprint and samples, and a deleted file's observations, are gone from disk
+    (Qdrant only marks deleted points; the store rewrites its files before the delete returns)."""
+    with Voiceprints(EmbeddedStore(tmp_path), ToneBackend(), vad=energy_vad, calibration=CALIBRATION) as vp:
+        speaker_id = vp.enroll("t", "Alice Secretname", [tone(A, 6), tone(A, 7)]).speaker.speaker_id
+        vp.enroll("t", "Bob Keeper", tone(B, 12))
+        vp.observe("t", "call-secret", result(speaker("S1", C), speaker("S2", A, noise=0.05, seed=3)))
+        vp.observe("t", "call-kept", result(speaker("S1", B, noise=0.05, seed=4)))
+        alice = _stored_bytes(vp, "t", speaker_id=speaker_id)
+        observed = _stored_bytes(vp, "t", file_id="call-secret")
+        kept = _stored_bytes(vp, "t", file_id="call-kept")
+        assert len(alice) == 3 and len(observed) == 2 and len(kept) == 1
+        assert traces(tmp_path, alice + observed + [b"Alice Secretname", b"call-secret"]) == 7
+        vp.delete_speaker("t", "Alice Secretname")
+        assert vp.delete_file("t", "call-secret") == 2
+        assert traces(tmp_path, alice + observed + [b"Alice Secretname", b"call-secret"]) == 0
+        assert traces(tmp_path, kept + [b"Bob Keeper", b"call-kept"]) == 3
+        assert [s.name for s in vp.list_speakers("t")] == ["Bob Keeper"]
+        vp.delete_tenant("t")
+        assert traces(tmp_path, kept + [b"Bob Keeper", b"call-kept"]) == 0
 
 
 def test_results_of_another_embedding_model_are_refused(vp):

@@ -9,8 +9,17 @@ import textwrap
 import numpy as np
 import pytest
 
-from diarize.errors import ConfigError, ModelMismatchError, StoreLockedError
-from diarize.voiceprints.store import EmbeddedStore, NewPoint, ServerStore, point_id
+from diarize.errors import ConfigError, MetadataError, ModelMismatchError, StoreLockedError
+from diarize.voiceprints.store import (
+    MAX_PAYLOAD_DEPTH,
+    EmbeddedStore,
+    NewPoint,
+    ServerStore,
+    check_payload,
+    point_id,
+)
+
+from ._voiceprint_fakes import traces
 
 pytest.importorskip("qdrant_edge", reason="qdrant-edge-py is not installed")
 
@@ -127,3 +136,114 @@ def test_writes_survive_a_killed_process(tmp_path):
     assert subprocess.run([sys.executable, "-c", code]).returncode == -9
     with EmbeddedStore(tmp_path) as s:
         assert s.collection("m", 8).count("a") == 10
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("bad", [
+    _nested(200),  # qdrant-edge fails to read this back: the tenant's reads and every later open failed
+    {"x": float("nan")}, {"x": [1.0, float("inf")]}, {"x": 1 << 70}, {"x": {1: "int key"}}, {"x": object()},
+    {"x": "y" * (1 << 20)},
+], ids=["deep", "nan", "inf", "huge-int", "int-key", "object", "too-large"])
+def test_store_refuses_payloads_it_could_not_read_back(tmp_path, bad):
+    store = EmbeddedStore(tmp_path)
+    coll = store.collection("m", 8)
+    [a] = coll.upsert("a", [NewPoint("speaker", "k", _vec(1), {"speaker_id": "k", "metadata": {}})])
+    coll.upsert("b", [NewPoint("speaker", "k", _vec(2), {"speaker_id": "k"})])
+    with pytest.raises(MetadataError):
+        coll.set_payload("a", [a], {"metadata": bad})
+    with pytest.raises(MetadataError):
+        coll.upsert("a", [NewPoint("speaker", "k2", _vec(3), {"metadata": bad})])
+    assert coll.count("a") == 1 and coll.retrieve("a", [a])[0].payload["metadata"] == {}
+    store.close()
+    with EmbeddedStore(tmp_path) as reopened:  # the WAL of the refused writes never existed
+        coll = reopened.collection("m", 8)
+        assert (coll.count("a"), coll.count("b")) == (1, 1)
+
+
+def test_payload_at_the_depth_limit_survives_a_reopen(tmp_path):
+    deepest = _nested(MAX_PAYLOAD_DEPTH - 1)  # the point's payload adds one level
+    with EmbeddedStore(tmp_path) as store:
+        store.collection("m", 8).upsert("a", [NewPoint("speaker", "k", _vec(1), {"metadata": deepest})])
+    with pytest.raises(MetadataError, match="deep"):
+        check_payload({"metadata": _nested(MAX_PAYLOAD_DEPTH)})
+    with EmbeddedStore(tmp_path) as store:
+        [point] = store.collection("m", 8).scroll("a")
+        assert point.payload["metadata"] == deepest
+
+
+def _fill(coll):
+    a = [NewPoint("speaker", f"a{i}", _vec(i, 16), {"speaker_id": f"a{i}", "name": f"Secret Name {i}"})
+         for i in range(30)]
+    b = [NewPoint("speaker", f"b{i}", _vec(100 + i, 16), {"speaker_id": f"b{i}", "name": f"Kept Name {i}"})
+         for i in range(5)]
+    coll.upsert("a", a)
+    coll.upsert("b", b)
+    coll.flush()
+    stored = {p.payload["speaker_id"]: p.vector.tobytes() for t in "ab" for p in coll.scroll(t, with_vectors=True)}
+    return stored
+
+
+def test_purge_removes_deleted_vectors_and_payloads_from_the_files(tmp_path):
+    store = EmbeddedStore(tmp_path)
+    coll = store.collection("m", 16)
+    stored = _fill(coll)
+    gone = [stored[f"a{i}"] for i in range(30)] + [f"Secret Name {i}".encode() for i in range(30)]
+    kept = [stored[f"b{i}"] for i in range(5)] + [f"Kept Name {i}".encode() for i in range(5)]
+    assert traces(tmp_path, gone) == 60
+    coll.delete("a")
+    assert coll.count("a") == 0 and traces(tmp_path, gone) == 60  # Qdrant's delete only marks the points
+    assert coll.purge() is True and coll.purge() is False
+    assert traces(tmp_path, gone) == 0 and traces(tmp_path, kept) == 10
+    coll.upsert("a", [NewPoint("speaker", "new", _vec(7, 16), {"speaker_id": "new"})])
+    assert len(coll.search("b", _vec(100, 16), "speaker", limit=10)) == 5
+    store.close()
+    with EmbeddedStore(tmp_path) as reopened:
+        coll = reopened.collection("m", 16)
+        assert (coll.count("a"), coll.count("b")) == (1, 5)
+        assert sorted(p.payload["name"] for p in coll.scroll("b")) == [f"Kept Name {i}" for i in range(5)]
+
+
+def test_delete_tenant_purges(tmp_path):
+    with EmbeddedStore(tmp_path) as store:
+        stored = _fill(store.collection("m", 16))
+        store.delete_tenant("a")
+        assert traces(tmp_path, [stored[f"a{i}"] for i in range(30)]) == 0
+        assert traces(tmp_path, [stored[f"b{i}"] for i in range(5)]) == 5
+
+
+def test_a_purge_owed_at_a_crash_happens_at_the_next_open(tmp_path):
+    store = EmbeddedStore(tmp_path)
+    coll = store.collection("m", 16)
+    stored = _fill(coll)
+    coll.delete("a")
+    coll.flush()
+    store.close()  # as a crash between the delete and its purge: nothing purged yet
+    gone = [stored[f"a{i}"] for i in range(30)]
+    assert traces(tmp_path, gone) == 30
+    with EmbeddedStore(tmp_path) as reopened:
+        coll = reopened.collection("m", 16)
+        assert traces(tmp_path, gone) == 0 and coll.count("b") == 5
+
+
+def test_a_purge_interrupted_during_the_swap_is_finished_at_open(tmp_path):
+    import shutil
+
+    store = EmbeddedStore(tmp_path)
+    coll = store.collection("m", 16)
+    _fill(coll)
+    coll.delete("a")
+    coll.purge()
+    store.close()
+    [path] = (tmp_path / "voiceprints" / "collections").iterdir()
+    shutil.copytree(path / "shard", path / "shard.purge")  # a complete copy ...
+    (path / "shard").rename(path / "shard.old")  # ... and the crash between the two renames
+    with EmbeddedStore(tmp_path) as reopened:
+        coll = reopened.collection("m", 16)
+        assert (coll.count("a"), coll.count("b")) == (0, 5)
+    assert sorted(p.name for p in path.iterdir()) == ["collection.json", "shard"]

@@ -52,7 +52,7 @@ class BatchOptions(BaseModel):
         fields: dict[str, Any] = {
             "output_version": OUTPUT_VERSION,
             "diarize": _version(),
-            "pipeline": self.pipeline.model_dump(mode="json"),
+            "pipeline": self._shaping_pipeline().model_dump(mode="json"),
             "hints": self.hints,
             "multichannel": self.multichannel,
             "fingerprint": self.fingerprint,
@@ -60,6 +60,11 @@ class BatchOptions(BaseModel):
             "voices": {"store": self.store, "tenant": self.tenant} if voices else None,
         }
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _shaping_pipeline(self) -> PipelineConfig:
+        """The pipeline config without the duration cap: it refuses files but never changes an output."""
+        audio = self.pipeline.audio.model_copy(update={"max_duration": None})
+        return self.pipeline.model_copy(update={"audio": audio})
 
 
 def available_cores() -> int:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -24,12 +23,13 @@ from ..config import EmbeddingConfig
 from ..embeddings.base import EmbeddingBackend, level_gain
 from ..errors import (
     EnrollmentError,
+    MetadataError,
     ModelMismatchError,
     SpeakerExistsError,
     SpeakerNotFoundError,
 )
 from ..result import Result
-from .store import POINT_NAMESPACE, Collection, NewPoint, StoredPoint
+from .store import POINT_NAMESPACE, Collection, NewPoint, StoredPoint, check_payload
 
 SAMPLE_RATE = 16000
 #: Least speech (seconds) an enrollment needs in total, and per sample.
@@ -48,6 +48,9 @@ _WINDOW, _HOP = 1.5, 0.75
 SEGMENT_SECONDS = 30.0
 _FBANK_RATE = 100  # filterbank frames per second of those backends (10 ms hop)
 _MAX_NAME = 200
+#: A speaker's metadata (after merging an update into it): at most this deep and this large as JSON.
+MAX_METADATA_DEPTH = 8
+MAX_METADATA_BYTES = 16384
 
 AudioInput = Any  # a path, bytes, a diarize.audio.Audio, or 16 kHz mono float samples
 Diarizer = Callable[[Any], Result]
@@ -309,6 +312,18 @@ def _check_name(name: str) -> str:
     return " ".join(name.split())
 
 
+def check_metadata(metadata: Any) -> dict[str, Any]:
+    """``metadata`` as a dict if it is a JSON object of at most ``MAX_METADATA_DEPTH`` levels and
+    ``MAX_METADATA_BYTES`` bytes with finite numbers, else MetadataError (before anything reaches the store)."""
+    return check_payload(metadata, max_depth=MAX_METADATA_DEPTH, max_bytes=MAX_METADATA_BYTES, what="metadata")
+
+
+def _check_role(role: Any) -> Any:
+    if role is not None and (not isinstance(role, str) or len(role) > _MAX_NAME):
+        raise EnrollmentError(f"a role must be a string of at most {_MAX_NAME} characters")
+    return role
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -358,12 +373,8 @@ class SpeakerRegistry:
         if model_id is not None and model_id != self.collection.model_id:
             raise ModelMismatchError(f"samples embedded by {model_id!r} cannot enroll into the "
                                      f"{self.collection.model_id!r} voiceprint store")
-        if metadata is not None and not isinstance(metadata, Mapping):
-            raise EnrollmentError("metadata must be a mapping")
-        try:
-            json.dumps(dict(metadata or {}), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise EnrollmentError(f"metadata must be JSON (strings, numbers, lists, mappings): {exc}") from None
+        metadata = check_metadata(metadata) if metadata is not None else None
+        _check_role(role)
         with self._lock:
             record = self._record(tenant, name)
             old_ids: list[str] = list(record.payload.get("sample_ids") or []) if record else []
@@ -393,6 +404,7 @@ class SpeakerRegistry:
             voiceprint = _unit(np.sum([w * _unit(v) for w, v in zip(capped, vectors)], axis=0))
             now = _now()
             old_metadata = dict(record.payload.get("metadata") or {}) if record else {}
+            merged = check_metadata({**old_metadata, **dict(metadata or {})})
             sample_points = [
                 NewPoint("sample", f"{speaker_id}/{s.digest}", s.vector,
                          {"speaker_id": speaker_id, "speech_seconds": s.speech_seconds, "source": s.source[-200:],
@@ -404,7 +416,7 @@ class SpeakerRegistry:
             payload = {
                 "speaker_id": speaker_id, "name": name, "name_key": name_key(name),
                 "role": role if role is not None else (record.payload.get("role") if record else None),
-                "metadata": {**old_metadata, **dict(metadata or {})},
+                "metadata": merged,
                 "sample_ids": [p.id for p in old] + list(new),
                 "speech_seconds": total_speech,
                 "created_at": record.payload.get("created_at", now) if record else now, "updated_at": now,
@@ -453,7 +465,10 @@ class SpeakerRegistry:
 
     def update(self, tenant: str, name: str, *, role: str | None = None,
                metadata: Mapping[str, Any] | None = None) -> EnrolledSpeaker:
-        """Change a speaker's role and/or merge ``metadata`` into its metadata."""
+        """Change a speaker's role and/or merge ``metadata`` into its metadata (refused whole if the merge
+        would not pass :func:`check_metadata`)."""
+        metadata = check_metadata(metadata) if metadata is not None else None
+        _check_role(role)
         with self._lock:
             record = self._record(tenant, name)
             if record is None:
@@ -462,13 +477,13 @@ class SpeakerRegistry:
             if role is not None:
                 update["role"] = role
             if metadata is not None:
-                update["metadata"] = {**(record.payload.get("metadata") or {}), **dict(metadata)}
+                update["metadata"] = check_metadata({**(record.payload.get("metadata") or {}), **metadata})
             self.collection.set_payload(tenant, [record.id], update)
             self.collection.flush()
             return EnrolledSpeaker.from_payload({**record.payload, **update})
 
     def delete(self, tenant: str, name: str) -> EnrolledSpeaker:
-        """Delete a speaker and every vector stored for it."""
+        """Delete a speaker and every vector stored for it, from the store's files too (see ``Collection.purge``)."""
         with self._lock:
             record = self._record(tenant, name)
             if record is None:
@@ -477,6 +492,7 @@ class SpeakerRegistry:
             self.collection.delete_ids(tenant, [record.id])
             self.collection.delete(tenant, None, {"speaker_id": speaker_id})
             self.collection.flush()
+            self.collection.purge()  # the voiceprint leaves the store's files before this returns
             return EnrolledSpeaker.from_payload(record.payload)
 
     def vacuum(self, tenant: str) -> int:
@@ -487,4 +503,5 @@ class SpeakerRegistry:
             self.collection.delete_ids(tenant, orphans)
             if orphans:
                 self.collection.flush()
+                self.collection.purge()
             return len(orphans)

@@ -241,11 +241,12 @@ class VoiceLinker:
                            float(h.score) >= cal.link) for h in hits]
 
     def delete_voice(self, tenant: str, voice_id: str) -> None:
-        """Delete a voice and all its observations."""
+        """Delete a voice and all its observations (from the store's files too)."""
         with self._lock:
             self.voice(tenant, voice_id)
             self.collection.delete(tenant, None, {"voice_id": voice_id})
             self.collection.flush()
+            self.collection.purge()
 
     def delete_file(self, tenant: str, file_id: str) -> int:
         """Delete the observations of ``file_id``; the voices they joined are recomputed or removed."""
@@ -269,6 +270,7 @@ class VoiceLinker:
             self.collection.upsert(tenant, updates)
             self.collection.delete_ids(tenant, sorted(doomed) + empty)
             self.collection.flush()
+            self.collection.purge()  # the observations leave the store's files before this returns
             return len(obs)
 
     @staticmethod

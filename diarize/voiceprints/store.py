@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import threading
 import uuid
 from abc import ABC, abstractmethod
@@ -20,7 +21,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, ModelMismatchError, StoreError, StoreLockedError
+from ..errors import ConfigError, MetadataError, ModelMismatchError, StoreError, StoreLockedError
 
 #: Namespace of every point id (uuid5 over tenant, model, kind and the item's natural key).
 POINT_NAMESPACE = uuid.UUID("5b0d6a1e-3f0c-4e57-9a52-6f1f2a7c9d10")
@@ -28,6 +29,11 @@ POINT_NAMESPACE = uuid.UUID("5b0d6a1e-3f0c-4e57-9a52-6f1f2a7c9d10")
 INDEXED_FIELDS = ("kind", "speaker_id", "name_key", "voice_id", "file_id")
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,127}$")
 _SCROLL_PAGE = 256
+#: Deepest nesting and largest JSON size of a point's payload. qdrant-edge cannot read back a payload
+#: nested about 128 levels deep: the write fails half-way and its WAL then fails to open for every tenant.
+MAX_PAYLOAD_DEPTH = 32
+MAX_PAYLOAD_BYTES = 1 << 20
+_INT64 = (-(1 << 63), (1 << 63) - 1)
 
 Where = Mapping[str, "str | int | bool | Sequence[str]"]
 
@@ -37,6 +43,45 @@ def check_tenant(tenant: str) -> str:
     if not isinstance(tenant, str) or not _TENANT_RE.match(tenant):
         raise ConfigError(f"invalid tenant {tenant!r}: use 1-128 characters of A-Z a-z 0-9 _ . @ : -")
     return tenant
+
+
+def check_payload(payload: Any, *, max_depth: int = MAX_PAYLOAD_DEPTH, max_bytes: int = MAX_PAYLOAD_BYTES,
+                  what: str = "payload") -> dict[str, Any]:
+    """Return ``payload`` as a dict if it is plain JSON the store can read back, else raise MetadataError.
+
+    Plain JSON: a mapping with string keys, at most ``max_depth`` containers deep, of strings, booleans,
+    None, 64-bit integers and finite floats, at most ``max_bytes`` as compact JSON.
+    """
+    if not isinstance(payload, Mapping):
+        raise MetadataError(f"{what} must be a JSON object")
+    stack: list[tuple[Any, int]] = [(payload, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, Mapping):
+            children: Any = value.values()
+            if not all(isinstance(k, str) for k in value):
+                raise MetadataError(f"{what}: every key must be a string")
+        elif isinstance(value, (list, tuple)):
+            children = value
+        elif value is None or isinstance(value, (str, bool)):
+            continue
+        elif isinstance(value, int):
+            if not _INT64[0] <= value <= _INT64[1]:
+                raise MetadataError(f"{what}: integer {value:.3g} is out of the 64-bit range")
+            continue
+        elif isinstance(value, float):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise MetadataError(f"{what}: numbers must be finite (no NaN or Infinity)")
+            continue
+        else:
+            raise MetadataError(f"{what}: {type(value).__name__} is not JSON (strings, numbers, lists, objects)")
+        if depth > max_depth:
+            raise MetadataError(f"{what} is nested more than {max_depth} levels deep")
+        stack.extend((child, depth + 1) for child in children)
+    size = len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+    if size > max_bytes:
+        raise MetadataError(f"{what} is {size} bytes as JSON; at most {max_bytes} are allowed")
+    return dict(payload)
 
 
 def point_id(tenant: str, model_id: str, kind: str, key: str) -> str:
@@ -93,7 +138,7 @@ class Collection(ABC):
         check_tenant(tenant)
         rows = []
         for p in points:
-            payload = {**p.payload, "tenant": tenant, "model_id": self.model_id, "kind": p.kind}
+            payload = check_payload({**p.payload, "tenant": tenant, "model_id": self.model_id, "kind": p.kind})
             rows.append((self.id_of(tenant, p.kind, p.key), _unit(p.vector, self.dimension), payload))
         if rows:
             with self._lock:
@@ -146,6 +191,7 @@ class Collection(ABC):
         """Merge ``payload`` into this tenant's points among ``ids``; tenant/model/kind cannot change."""
         if {"tenant", "model_id", "kind"} & set(payload):
             raise StoreError("tenant, model_id and kind of a point cannot be changed")
+        payload = check_payload(payload)
         if ids:
             with self._lock:
                 self._set_payload(self._conditions(tenant, None, None), [str(i) for i in ids], dict(payload))
@@ -182,6 +228,13 @@ class Collection(ABC):
     def flush(self) -> None:
         """Make every acknowledged write durable on disk (no-op where the server does it)."""
 
+    def purge(self) -> bool:
+        """Remove deleted points' vectors and payloads from the store's files; whether anything was rewritten.
+
+        Deletes are soft until then. No-op where a Qdrant server owns the files (its optimizer vacuums them).
+        """
+        return False
+
 
 class VectorStore(ABC):
     """A Qdrant deployment holding one collection per embedding model."""
@@ -204,10 +257,17 @@ class VectorStore(ABC):
         return coll
 
     def delete_tenant(self, tenant: str) -> None:
-        """Delete every point of ``tenant`` in every collection."""
+        """Delete every point of ``tenant`` in every collection, and purge them from the store's files."""
         check_tenant(tenant)
         for model_id, dimension in self.models().items():
             self.collection(model_id, dimension).delete(tenant)
+        self.purge()
+
+    def purge(self) -> bool:
+        """:meth:`Collection.purge` for every open collection; whether any was rewritten."""
+        with self._lock:
+            collections = list(self._collections.values())
+        return any([coll.purge() for coll in collections])
 
     @abstractmethod
     def models(self) -> dict[str, int]:
@@ -243,10 +303,14 @@ class _EdgeCollection(Collection):
     """
 
     OPTIMIZE_EVERY = 20_000
+    #: Written (durably) before a delete; removed once :meth:`purge` has rewritten the shard without the deleted
+    #: points. Found at open, it means a purge is owed (a crash came between the delete and its purge).
+    PURGE_MARK = "PURGE"
 
-    def __init__(self, shard: Any, model_id: str, dimension: int) -> None:
+    def __init__(self, shard: Any, model_id: str, dimension: int, path: Path) -> None:
         super().__init__(model_id, dimension)
         self._shard = shard
+        self._path = path
         self._pending = 0
         import qdrant_edge as qe
 
@@ -307,7 +371,53 @@ class _EdgeCollection(Collection):
 
     def _delete(self, conditions: list, ids: list[str] | None = None) -> None:
         op = self._qe.UpdateOperation.delete_points_by_filter(self._filter(conditions, ids))
+        _durable_touch(self._path / self.PURGE_MARK)
         self._run(self._shard.update, op)
+
+    def purge(self) -> bool:
+        """Copy the live points into a fresh shard and swap it in, so that no file keeps a deleted point.
+
+        Qdrant's deletes only mark points: their vectors stay in the segment files and their payloads in
+        the WAL until both are rewritten. The copy (about 1 s per 20k points, blocking) starts a new WAL
+        holding only live points. Crash-safe: :func:`_recover_purge` finishes or discards an interrupted swap.
+        """
+        with self._lock:
+            if not (self._path / self.PURGE_MARK).exists():
+                return False
+            qe = self._qe
+            self._run(self._shard.flush)
+            building = self._path / "shard.purge"
+            shutil.rmtree(building, ignore_errors=True)
+            fresh = self._run(qe.EdgeShard.create, str(building), _edge_config(qe, self.dimension))
+            try:
+                _create_indexes(qe, fresh)
+                offset = None
+                while True:
+                    request = qe.ScrollRequest(offset=offset, limit=1024, with_payload=True, with_vector=True)
+                    records, offset = self._run(self._shard.scroll, request)
+                    if records:
+                        points = [qe.Point(r.id, r.vector, r.payload) for r in records]
+                        self._run(fresh.update, qe.UpdateOperation.upsert_points(points))
+                    if offset is None:
+                        break
+                self._run(fresh.flush)
+                self._run(fresh.optimize)
+                self._run(fresh.flush)
+            finally:
+                fresh.close()
+            live, old = self._path / "shard", self._path / "shard.old"
+            self._run(self._shard.close)
+            try:
+                os.replace(live, old)
+                os.replace(building, live)
+                _fsync_dir(self._path)
+                shutil.rmtree(old)
+            finally:
+                self._shard = self._run(qe.EdgeShard.load, str(live if live.exists() else old))
+            self._pending = 0
+            (self._path / self.PURGE_MARK).unlink()
+            _fsync_dir(self._path)
+            return True
 
     def _set_payload(self, conditions: list, ids: list[str], payload: dict[str, Any]) -> None:
         op = self._qe.UpdateOperation.set_payload_by_filter(self._filter(conditions, ids), payload)
@@ -329,6 +439,49 @@ class _EdgeCollection(Collection):
                 self.optimize()
             self._run(self._shard.flush)
             self._run(self._shard.close)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _durable_touch(path: Path) -> None:
+    """Create ``path`` (empty) and make its existence durable."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        _fsync_dir(path.parent)
+
+
+def _edge_config(qe: Any, dimension: int) -> Any:
+    """A new shard's settings: cosine vectors searched exactly (no HNSW graph)."""
+    return qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine),
+                         hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000))
+
+
+def _create_indexes(qe: Any, shard: Any) -> None:
+    shard.update(qe.UpdateOperation.create_field_index("tenant", qe.KeywordIndexParams(is_tenant=True)))
+    shard.update(qe.UpdateOperation.create_field_index("model_id", qe.PayloadSchemaType.Keyword))
+    for name in INDEXED_FIELDS:
+        shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+    shard.flush()
+
+
+def _recover_purge(path: Path) -> None:
+    """Finish a purge a crash interrupted: a complete copy whose swap began is moved in, anything else dropped."""
+    live, building, old = path / "shard", path / "shard.purge", path / "shard.old"
+    if not live.exists() and building.exists() and old.exists():
+        os.replace(building, live)  # the copy was flushed and closed before the old shard moved aside
+    if live.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(building, ignore_errors=True)
 
 
 class EmbeddedStore(VectorStore):
@@ -381,6 +534,7 @@ class EmbeddedStore(VectorStore):
         path = self.root / "collections" / _slug(model_id)
         meta = path / self.META
         try:
+            _recover_purge(path)
             if meta.exists():
                 stored = json.loads(meta.read_text())
                 if stored["model_id"] != model_id or int(stored["dimension"]) != dimension:
@@ -389,18 +543,12 @@ class EmbeddedStore(VectorStore):
                         f"not {dimension}-d vectors of {model_id!r}")
                 shard = qe.EdgeShard.load(str(path / "shard"))
             else:
-                config = qe.EdgeConfig(
-                    vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine),
-                    hnsw_config=qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000))
+                config = _edge_config(qe, dimension)
                 if (path / "shard").exists():  # a crash between creating the shard and writing its meta
                     shard = qe.EdgeShard.load(str(path / "shard"), config)
                 else:
                     shard = qe.EdgeShard.create(str(path / "shard"), config)
-                shard.update(qe.UpdateOperation.create_field_index("tenant", qe.KeywordIndexParams(is_tenant=True)))
-                shard.update(qe.UpdateOperation.create_field_index("model_id", qe.PayloadSchemaType.Keyword))
-                for name in INDEXED_FIELDS:
-                    shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
-                shard.flush()
+                _create_indexes(qe, shard)
                 tmp = meta.with_suffix(".tmp")
                 tmp.write_text(json.dumps({"model_id": model_id, "dimension": dimension}))
                 os.replace(tmp, meta)
@@ -408,7 +556,9 @@ class EmbeddedStore(VectorStore):
             raise
         except Exception as exc:
             raise StoreError(f"cannot open collection {model_id!r} at {path}: {exc}") from exc
-        return _EdgeCollection(shard, model_id, dimension)
+        collection = _EdgeCollection(shard, model_id, dimension, path)
+        collection.purge()  # owed by a delete that a crash interrupted
+        return collection
 
     def optimize(self) -> None:
         """Fold recent writes into immutable segments and drop deleted points (blocking; ~1 s per 200k points)."""
