@@ -220,4 +220,19 @@ class DiarizationPipeline:
             model=self.embedding_backend.model_id,
             config=self.config.model_dump(mode="json"),
             uri=Path(audio.path).stem if audio.path else "audio",
+            warnings=result_warnings(len(speakers), audio.duration, num_speakers, min_speakers, max_speakers),
         )
+
+
+def result_warnings(found: int, duration: float, num_speakers: int | None = None, min_speakers: int | None = None,
+                    max_speakers: int | None = None) -> list[str]:
+    """Why a result may surprise: no speech at all, or a speaker-count hint the audio could not meet."""
+    if found == 0:
+        return [f"no speech found in {duration:.2f} s of audio"]
+    if num_speakers is not None and found != num_speakers:
+        return [f"num_speakers={num_speakers} could not be met: found {found} speaker(s) that can be told apart"]
+    if min_speakers is not None and found < min_speakers:
+        return [f"min_speakers={min_speakers} could not be met: found {found} speaker(s) that can be told apart"]
+    if max_speakers is not None and found > max_speakers:
+        return [f"max_speakers={max_speakers} was exceeded: found {found} speaker(s)"]
+    return []
