@@ -227,12 +227,11 @@ class DiarizationPipeline:
 def result_warnings(found: int, duration: float, num_speakers: int | None = None, min_speakers: int | None = None,
                     max_speakers: int | None = None) -> list[str]:
     """Why a result may surprise: no speech at all, or a speaker-count hint the audio could not meet."""
-    if found == 0:
-        return [f"no speech found in {duration:.2f} s of audio"]
+    notes = [f"no speech found in {duration:.2f} s of audio"] if found == 0 else []
     if num_speakers is not None and found != num_speakers:
-        return [f"num_speakers={num_speakers} could not be met: found {found} speaker(s) that can be told apart"]
-    if min_speakers is not None and found < min_speakers:
-        return [f"min_speakers={min_speakers} could not be met: found {found} speaker(s) that can be told apart"]
-    if max_speakers is not None and found > max_speakers:
-        return [f"max_speakers={max_speakers} was exceeded: found {found} speaker(s)"]
-    return []
+        notes.append(f"num_speakers={num_speakers} could not be met: found {found} speaker(s) that can be told apart")
+    elif min_speakers is not None and found < min_speakers:
+        notes.append(f"min_speakers={min_speakers} could not be met: found {found} speaker(s) that can be told apart")
+    elif max_speakers is not None and found > max_speakers:
+        notes.append(f"max_speakers={max_speakers} was exceeded: found {found} speaker(s)")
+    return notes
