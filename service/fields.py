@@ -21,15 +21,16 @@ HINTS = {
 }
 
 
-def unknown_field(name: str, allowed: Iterable[str], where: str = "") -> ApiError:
-    """The 422 for a field nobody reads: its name, and what to send instead (a known alias, or a close name)."""
+def unknown_field(name: str, allowed: Iterable[str], where: str = "", code: str = "unknown_field") -> ApiError:
+    """The 422 for a field nobody reads: its name, and what to send instead (a known alias, or a close name);
+    inside an option's JSON (``where``) the code stays the options' own."""
     allowed = sorted(allowed)
     hint = HINTS.get(name) if not where else None
     if hint is None:
         close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}?" if close else f"expected one of: {', '.join(allowed)}"
     field = f"{where}.{name}" if where else name
-    return ApiError(422, "unknown_field", f"{field}: unknown field; {hint}")
+    return ApiError(422, code, f"{field}: unknown field; {hint}")
 
 
 def _form_fields(dependant: Any) -> list[Any]:

@@ -93,7 +93,7 @@ def _parse(model: type, field: str, raw: str | None):
     except ValidationError as exc:
         first = exc.errors()[0]
         if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:
-            raise unknown_field(str(first["loc"][0]), model.model_fields, field) from None
+            raise unknown_field(str(first["loc"][0]), model.model_fields, field, "invalid_options") from None
         raise _invalid(exc, field) from None
 
 
