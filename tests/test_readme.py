@@ -66,3 +66,19 @@ def test_readme_python_block_runs_as_written(folder, name, code):
 
 def test_there_are_blocks_to_run():
     assert len(python_blocks()) >= 4
+
+
+def test_the_documented_result_json_has_the_keys_the_writer_gives():
+    """README.md describes the result JSON once; its example has the keys ``Result.to_dict()`` writes."""
+    from diarize.result import Evidence, IdentificationSummary, Identity, Result, Speaker, Utterance
+
+    example = json.loads(re.search(r"```json\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1))
+    alice = Identity("Alice", None, 0.95, (Evidence("introduction", 3.0, "Hi, I'm Alice.", 1.1, "A"),))
+    written = Result([Utterance("A", 0.5, 4.1, 0.9, text="Hi, I'm Alice.")], [Speaker("A", 3.6, 1, identity=alice)],
+                     6.0, "m", identification=IdentificationSummary()).to_dict()
+    assert set(example) == set(written)
+    assert set(example["utterances"][0]) == set(written["utterances"][0])
+    assert set(example["speakers"][0]) == set(written["speakers"][0])
+    assert set(example["speakers"][0]["identity"]) == set(written["speakers"][0]["identity"])
+    evidence = example["speakers"][0]["identity"]["evidence"][0]
+    assert set(evidence) == set(written["speakers"][0]["identity"]["evidence"][0])
