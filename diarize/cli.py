@@ -144,7 +144,6 @@ def run(
 ) -> None:
     """Diarize FILE and print JSON (default), RTTM or captions; identify speakers when given roles, names or a
     transcript. Warnings (no speech found, a speaker count the audio could not meet) go to stderr and the JSON."""
-    from .audio import load_audio
     from .captions import to_captions
     from .identity import IdentificationRequest, identify, load_transcript, parse_channel_roles, parse_values
     from .multichannel import MultichannelDiarizer
@@ -166,9 +165,7 @@ def run(
                 "use_priors": priors,
                 "call_direction": call_direction,
             })
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            audio = load_audio(file, config.audio, mono=not multichannel)
+        audio, notes = _load_audio(file, config, mono=not multichannel)
         pipeline = DiarizationPipeline(config)
         diarize = MultichannelDiarizer(pipeline) if multichannel else pipeline
         show = not quiet and sys.stderr.isatty() or audio.duration > 600 and not quiet
@@ -181,7 +178,7 @@ def run(
                 audio, num_speakers, min_speakers, max_speakers,
                 progress=lambda stage, fraction: bar.update(task, completed=fraction, description=f"{file.name}: {stage}"),
             )
-        result = result.with_warnings(str(w.message) for w in caught if issubclass(w.category, UserWarning))
+        result = result.with_warnings(notes)
         matches = []
         if identify_voices:
             with _open_voiceprints(data_dir, qdrant_url, qdrant_api_key, pipeline) as vp:
@@ -205,6 +202,16 @@ def run(
     else:
         text = to_captions(result, output_format.value)
     _emit(text, output)
+
+
+def _load_audio(file: Path, config: PipelineConfig, mono: bool = True):
+    """The decoded audio and the decoder's warnings as text (a truncated file), for the result's warnings."""
+    from .audio import load_audio
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audio = load_audio(file, config.audio, mono=mono)
+    return audio, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
 
 
 def _emit(text: str, output: Optional[Path]) -> None:
@@ -389,15 +396,15 @@ def identify_command(
     qdrant_api_key: Optional[str] = QdrantApiKey,
 ) -> None:
     """Diarize FILE and name the speakers enrolled in the tenant; others keep their labels."""
-    from .audio import load_audio
     from .pipeline import DiarizationPipeline
 
     try:
         config = PipelineConfig()
         pipeline = DiarizationPipeline(config)
-        audio = load_audio(file, config.audio)
+        audio, notes = _load_audio(file, config)
         with _open_voiceprints(data_dir, qdrant_url, qdrant_api_key, pipeline) as vp:
             result, matches = vp.identify_file(tenant, audio)
+        result = result.with_warnings(notes)
     except DiarizeError as exc:
         fail(str(exc))
     for note in result.warnings:

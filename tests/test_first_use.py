@@ -135,3 +135,15 @@ def test_version_and_keys_data_dir(tmp_path):
     assert "acme" in json.dumps(keys) and out.stdout.strip() not in json.dumps(keys)
     listed = diarize_cli("keys", "list", "--data-dir", str(tmp_path))
     assert listed.returncode == 0 and "\tacme\t" in listed.stdout
+
+
+def test_a_truncated_file_is_one_warning_line_not_a_python_warning(two_readers, tmp_path):
+    cut = tmp_path / "cut.wav"
+    data = two_readers.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])  # the header still declares the whole length
+    out = diarize_cli("run", str(cut), "-q")
+    assert out.returncode == 0, out.stderr
+    lines = warning_lines(out.stderr)
+    assert len(lines) == 1 and lines[0].startswith("warning: ") and "truncated file" in lines[0]
+    assert "UserWarning" not in out.stderr
+    assert json.loads(out.stdout)["warnings"] == [lines[0].removeprefix("warning: ")]
