@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .config import PipelineConfig
@@ -81,7 +82,7 @@ def main(
 
 def warn(message: str) -> None:
     """One clean warning line on stderr."""
-    err.print(f"[yellow]warning:[/yellow] {' '.join(message.split())}", highlight=False, soft_wrap=True)
+    err.print(f"[yellow]warning:[/yellow] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
 
 
 # The voiceprint store: shared by run --identify, enroll, identify and speakers.
