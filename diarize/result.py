@@ -86,8 +86,8 @@ class Identity:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Identity":
         return cls(data.get("name"), data.get("role"), data.get("confidence", 0.0),
-                   tuple(Evidence.from_dict(e) for e in data.get("evidence", [])), data.get("reason"),
-                   data.get("metadata", {}))
+                   tuple(Evidence.from_dict(e) for e in data.get("evidence") or ()), data.get("reason"),
+                   data.get("metadata") or {})
 
 
 @dataclass

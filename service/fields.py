@@ -61,4 +61,3 @@ async def known_fields(request: Request) -> None:
     for name in sent:
         if name not in allowed:
             raise unknown_field(name, allowed)
-
