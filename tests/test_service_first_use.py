@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from .servicekit import auth, client, error_of, wav_bytes
+from .servicekit import auth, client, error_of, wait_job, wav_bytes
 from .speech import build_conversation, reader_utterances
 
 
@@ -90,6 +90,17 @@ def test_caption_formats(api, conversation):
                    files={"file": ("talk.wav", conversation)})
     assert txt.status_code == 200, txt.text
     assert txt.text.splitlines()[0] == "A: hello"
+
+
+def test_a_jobs_result_as_captions_names_identified_speakers(api, conversation):
+    words = [{"word": w, "start": 0.5 + 0.3 * i, "end": 0.75 + 0.3 * i} for i, w in enumerate("Hi, I'm Alice.".split())]
+    job = api.post("/v1/jobs", headers=auth(), data={"transcript": json.dumps(words)},
+                   files={"file": ("talk.wav", conversation)}).json()
+    assert wait_job(api, job["id"])["status"] == "succeeded"
+    stored = api.get(f"/v1/jobs/{job['id']}/result", headers=auth()).json()
+    assert stored["warnings"] == [] and stored["uri"] == "talk"
+    txt = api.get(f"/v1/jobs/{job['id']}/result?format=txt", headers=auth())
+    assert txt.status_code == 200 and txt.text.splitlines()[0] == "Alice: Hi, I'm Alice."
 
 
 def test_fastapi_pages_are_labelled_by_route_in_metrics(api):
