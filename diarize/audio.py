@@ -12,8 +12,11 @@ import numbers
 import os
 import stat
 import struct
+import sys
+import threading
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Union
 
@@ -377,10 +380,35 @@ def _looks_like_audio(head: bytes) -> bool:
     return len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0
 
 
+_NATIVE_STDERR = threading.Lock()
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what native decoders print on the process's stderr (libsndfile's mpg123 writes "error:
+    part2_3_length ..." and "Note: Illegal Audio-MPEG-Header" lines for files it then decodes, or refuses with
+    an error of its own). File descriptor 2 points to /dev/null for the call; a lock keeps threads from nesting."""
+    with _NATIVE_STDERR:
+        try:
+            sys.stderr.flush()
+            saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+        except (OSError, ValueError, AttributeError):  # no usable fd 2: nothing to silence
+            yield
+            return
+        os.dup2(null, 2)
+        os.close(null)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _open_decoder(inp: _Input) -> _SoundFileDecoder | _PyAVDecoder:
     """Open ``inp`` with libsndfile, else PyAV; classify the failure when neither can."""
     try:
-        sound_file = sf.SoundFile(inp.target)
+        with _quiet_native_stderr():
+            sound_file = sf.SoundFile(inp.target)
     except _OPEN_ERRORS as exc:
         sf_error: BaseException | None = exc
     else:
@@ -397,7 +425,9 @@ def _open_decoder(inp: _Input) -> _SoundFileDecoder | _PyAVDecoder:
         )
         if _looks_like_audio(inp.head):
             raise CorruptAudioError(f"{inp.name}: damaged or truncated audio file ({reasons})") from exc
-        raise UnsupportedAudioError(f"{inp.name}: not a recognised audio format ({reasons})") from exc
+        # libsndfile's message for an unknown format is "File does not exist or is not a regular file": misleading
+        raise UnsupportedAudioError(f"{inp.name}: not an audio file, or a format neither libsndfile nor FFmpeg "
+                                    f"decodes (ffmpeg: {_reason(exc)})") from exc
     try:
         stream = container.streams.best("audio")
         kind = _container_name(container)
@@ -435,7 +465,8 @@ class _SoundFileDecoder:
             while filled < block_frames:  # read in slices so that a failure is located to within a slice
                 piece = buffer[filled : filled + min(_SLICE_FRAMES, block_frames - filled)]
                 try:
-                    got = len(self._file.read(out=piece))
+                    with _quiet_native_stderr():
+                        got = len(self._file.read(out=piece))
                 except _DECODER_ERRORS as exc:
                     raise _decode_error(self.name, position + filled, self.sample_rate, exc) from exc
                 if not got:

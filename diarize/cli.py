@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .config import PipelineConfig
@@ -24,6 +26,14 @@ err = Console(stderr=True)
 class OutputFormat(str, Enum):
     json = "json"
     rttm = "rttm"
+
+
+class RunFormat(str, Enum):
+    json = "json"
+    rttm = "rttm"
+    srt = "srt"
+    vtt = "vtt"
+    txt = "txt"
 
 
 class ClusteringMethod(str, Enum):
@@ -65,9 +75,24 @@ def fail(message: str) -> None:
     raise typer.Exit(1)
 
 
+def _version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        sys.stdout.write(f"diarize {metadata.version('diarize')}\n")
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
     """Speaker diarization: who spoke when."""
+
+
+def warn(message: str) -> None:
+    """One clean warning line on stderr."""
+    err.print(f"[yellow]warning:[/yellow] {escape(' '.join(message.split()))}", highlight=False, soft_wrap=True)
 
 
 # The voiceprint store: shared by run --identify, enroll, identify and speakers.
@@ -103,8 +128,11 @@ def run(
     num_speakers: Optional[int] = typer.Option(None, "--num-speakers", "-n", help="Exact number of speakers."),
     min_speakers: Optional[int] = typer.Option(None, "--min-speakers", help="At least this many speakers."),
     max_speakers: Optional[int] = typer.Option(None, "--max-speakers", help="At most this many speakers."),
-    output_format: OutputFormat = typer.Option(OutputFormat.json, "--format", "-f", help="Output format."),
+    output_format: RunFormat = typer.Option(
+        RunFormat.json, "--format", "-f",
+        help="json, rttm, or captions (srt, vtt; txt: 'Speaker: words' lines), which use one speaker per instant."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write here instead of stdout."),
+    include_config: bool = typer.Option(False, "--include-config", help="Add the pipeline's configuration to JSON."),
     profile: Profile = ProfileOption,
     clustering: ClusteringMethod = ClusteringOption,
     exclusive: bool = typer.Option(False, "--exclusive", help="One speaker per instant (no overlapping utterances)."),
@@ -126,8 +154,9 @@ def run(
     qdrant_url: Optional[str] = QdrantUrl,
     qdrant_api_key: Optional[str] = QdrantApiKey,
 ) -> None:
-    """Diarize FILE and print JSON (default) or RTTM; identify speakers when given roles, names or a transcript."""
-    from .audio import load_audio
+    """Diarize FILE and print JSON (default), RTTM or captions; identify speakers when given roles, names or a
+    transcript. Warnings (no speech found, a speaker count the audio could not meet) go to stderr and the JSON."""
+    from .captions import to_captions
     from .identity import IdentificationRequest, identify, load_transcript, parse_channel_roles, parse_values
     from .multichannel import MultichannelDiarizer
     from .pipeline import DiarizationPipeline
@@ -148,7 +177,7 @@ def run(
                 "use_priors": priors,
                 "call_direction": call_direction,
             })
-        audio = load_audio(file, config.audio, mono=not multichannel)
+        audio, notes = _load_audio(file, config, mono=not multichannel)
         pipeline = DiarizationPipeline(config)
         diarize = MultichannelDiarizer(pipeline) if multichannel else pipeline
         show = not quiet and sys.stderr.isatty() or audio.duration > 600 and not quiet
@@ -161,6 +190,7 @@ def run(
                 audio, num_speakers, min_speakers, max_speakers,
                 progress=lambda stage, fraction: bar.update(task, completed=fraction, description=f"{file.name}: {stage}"),
             )
+        result = result.with_warnings(notes)
         matches = []
         if identify_voices:
             with _open_voiceprints(data_dir, qdrant_url, qdrant_api_key, pipeline) as vp:
@@ -175,8 +205,25 @@ def run(
             result = result.exclusive()
     except DiarizeError as exc:
         fail(str(exc))
-    _emit(result.to_json(with_centroids=False) + "\n" if output_format is OutputFormat.json else result.to_rttm(),
-          output)
+    for note in result.warnings:
+        warn(note)
+    if output_format is RunFormat.json:
+        text = result.to_json(include_config=include_config) + "\n"
+    elif output_format is RunFormat.rttm:
+        text = result.to_rttm()
+    else:
+        text = to_captions(result, output_format.value)
+    _emit(text, output)
+
+
+def _load_audio(file: Path, config: PipelineConfig, mono: bool = True):
+    """The decoded audio and the decoder's warnings as text (a truncated file), for the result's warnings."""
+    from .audio import load_audio
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        audio = load_audio(file, config.audio, mono=mono)
+    return audio, [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
 
 
 def _emit(text: str, output: Optional[Path]) -> None:
@@ -218,6 +265,7 @@ def batch(
     tenant: str = typer.Option("default", "--tenant", envvar="DIARIZE_TENANT", help="Voiceprint tenant."),
     hash_inputs: bool = typer.Option(False, "--hash", help="Know inputs by SHA-256, not size and mtime."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Try again files that failed before."),
+    include_config: bool = typer.Option(False, "--include-config", help="Add the pipeline's configuration to JSON."),
     profile: Profile = ProfileOption,
     clustering: ClusteringMethod = ClusteringOption,
     max_duration: float = MaxDurationOption,
@@ -236,7 +284,7 @@ def batch(
             num_speakers=num_speakers, min_speakers=min_speakers, max_speakers=max_speakers,
             multichannel=multichannel, pattern=pattern, workers=workers, threads=threads, fingerprint=fingerprint,
             identify=identify, store=str(store.absolute()) if store else None, tenant=tenant, ray=ray,
-            content_key="sha256" if hash_inputs else "stat", retry_failed=retry_failed,
+            content_key="sha256" if hash_inputs else "stat", retry_failed=retry_failed, include_config=include_config,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/red] {' '.join(str(exc).split())}", highlight=False, soft_wrap=True)
@@ -271,7 +319,7 @@ def enroll(
         fail(str(exc))
     spk = report.speaker
     for warning in report.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+        warn(warning)
     sys.stdout.write(
         f"{'enrolled' if report.created else 'updated'} {spk.name}"
         f"{f' ({spk.role})' if spk.role else ''} in tenant {tenant}: {report.samples_added} sample(s) added, "
@@ -361,19 +409,21 @@ def identify_command(
     qdrant_api_key: Optional[str] = QdrantApiKey,
 ) -> None:
     """Diarize FILE and name the speakers enrolled in the tenant; others keep their labels."""
-    from .audio import load_audio
     from .pipeline import DiarizationPipeline
 
     try:
         config = PipelineConfig()
         pipeline = DiarizationPipeline(config)
-        audio = load_audio(file, config.audio)
+        audio, notes = _load_audio(file, config)
         with _open_voiceprints(data_dir, qdrant_url, qdrant_api_key, pipeline) as vp:
             result, matches = vp.identify_file(tenant, audio)
+        result = result.with_warnings(notes)
     except DiarizeError as exc:
         fail(str(exc))
+    for note in result.warnings:
+        warn(note)
     if output_format is OutputFormat.json:
-        data = result.to_dict(with_centroids=False)
+        data = result.to_dict()
         data["matches"] = [m.to_dict() for m in matches]
         text = json.dumps(data, indent=2) + "\n"
     else:
@@ -412,24 +462,28 @@ def serve(
 keys_app = typer.Typer(no_args_is_help=True, help="API keys of the HTTP service (stored hashed, shown once).")
 app.add_typer(keys_app, name="keys")
 KeysFile = typer.Option(None, "--keys-file", help="Keys file (default: DIARIZE_KEYS_FILE or <data dir>/keys.json).")
+KeysDataDir = typer.Option(None, "--data-dir", help="The service's data folder (default: DIARIZE_DATA_DIR), "
+                                                    "as given to 'diarize serve --data-dir'.")
 
 
-def _key_file(path: Optional[Path]):
+def _key_file(path: Optional[Path], data_dir: Optional[Path]):
     from service.keys import KeyFile
     from service.settings import Settings
 
-    return KeyFile(path or Settings().resolved_keys_file)
+    settings = Settings(data_dir=data_dir) if data_dir is not None else Settings()
+    return KeyFile(path or settings.resolved_keys_file)
 
 
 @keys_app.command("add")
 def keys_add(
-    tenant: str = typer.Argument(..., help="Tenant the key belongs to."), keys_file: Optional[Path] = KeysFile
+    tenant: str = typer.Argument(..., help="Tenant the key belongs to."), keys_file: Optional[Path] = KeysFile,
+    data_dir: Optional[Path] = KeysDataDir,
 ) -> None:
     """Create an API key for TENANT and print it (only its hash is stored)."""
     from service.keys import KeyFileError
 
     try:
-        record, key = _key_file(keys_file).add(tenant)
+        record, key = _key_file(keys_file, data_dir).add(tenant)
     except (KeyFileError, OSError) as exc:
         fail(str(exc))
     err.print(f"key {record.key_id} for tenant {record.tenant}; store it now, it is not shown again:")
@@ -437,12 +491,12 @@ def keys_add(
 
 
 @keys_app.command("list")
-def keys_list(keys_file: Optional[Path] = KeysFile) -> None:
+def keys_list(keys_file: Optional[Path] = KeysFile, data_dir: Optional[Path] = KeysDataDir) -> None:
     """List key ids and tenants (never the keys)."""
     from service.keys import KeyFileError
 
     try:
-        records = _key_file(keys_file).records()
+        records = _key_file(keys_file, data_dir).records()
     except KeyFileError as exc:
         fail(str(exc))
     for r in records:
@@ -451,13 +505,14 @@ def keys_list(keys_file: Optional[Path] = KeysFile) -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(
-    key_id: str = typer.Argument(..., help="Key id from 'diarize keys list'."), keys_file: Optional[Path] = KeysFile
+    key_id: str = typer.Argument(..., help="Key id from 'diarize keys list'."), keys_file: Optional[Path] = KeysFile,
+    data_dir: Optional[Path] = KeysDataDir,
 ) -> None:
     """Revoke a key by its id."""
     from service.keys import KeyFileError
 
     try:
-        record = _key_file(keys_file).revoke(key_id)
+        record = _key_file(keys_file, data_dir).revoke(key_id)
     except (KeyFileError, OSError) as exc:
         fail(str(exc))
     if record is None:

@@ -127,6 +127,7 @@ class MultichannelDiarizer:
         speakers: list[Speaker] = []
         dropped = 0
         config: dict[str, Any] = {}
+        notes: list[str] = []
         for c in range(channels):
             gated = gate(audio.channel(c), mask[c], hop)
             one = Audio(gated[np.newaxis], audio.sample_rate, audio.path)
@@ -135,6 +136,7 @@ class MultichannelDiarizer:
                 progress=lambda stage, f, c=c: report(f"channel {c + 1}: {stage}", (c + f) / channels),
             )
             config = part.config
+            notes += [f"channel {c + 1}: {note}" for note in part.warnings]
             kept = [u for u in part.utterances if not is_bleed(
                 levels, c, int(u.start / self.config.frame), int(np.ceil(u.end / self.config.frame)),
                 self.config.bleed_db)]
@@ -145,7 +147,7 @@ class MultichannelDiarizer:
         utterances.sort(key=lambda u: (u.start, u.channel))
         report("done", 1.0)
         result = Result(utterances, speakers, audio.duration, self.pipeline.embedding_backend.model_id, config,
-                        part.uri)
+                        part.uri, warnings=notes)
         return _annotated(result, {"channels": channels, "mode": "per channel", "bleed_utterances_dropped": dropped})
 
 

@@ -232,4 +232,18 @@ class DiarizationPipeline:
             model=self.embedding_backend.model_id,
             config=self.config.model_dump(mode="json"),
             uri=Path(audio.path).stem if audio.path else "audio",
+            warnings=result_warnings(len(speakers), audio.duration, num_speakers, min_speakers, max_speakers),
         )
+
+
+def result_warnings(found: int, duration: float, num_speakers: int | None = None, min_speakers: int | None = None,
+                    max_speakers: int | None = None) -> list[str]:
+    """Why a result may surprise: no speech at all, or a speaker-count hint the audio could not meet."""
+    notes = [f"no speech found in {duration:.2f} s of audio"] if found == 0 else []
+    if num_speakers is not None and found != num_speakers:
+        notes.append(f"num_speakers={num_speakers} could not be met: found {found} speaker(s) that can be told apart")
+    elif min_speakers is not None and found < min_speakers:
+        notes.append(f"min_speakers={min_speakers} could not be met: found {found} speaker(s) that can be told apart")
+    elif max_speakers is not None and found > max_speakers:
+        notes.append(f"max_speakers={max_speakers} was exceeded: found {found} speaker(s)")
+    return notes

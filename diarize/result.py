@@ -86,8 +86,8 @@ class Identity:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Identity":
         return cls(data.get("name"), data.get("role"), data.get("confidence", 0.0),
-                   tuple(Evidence.from_dict(e) for e in data.get("evidence", [])), data.get("reason"),
-                   data.get("metadata", {}))
+                   tuple(Evidence.from_dict(e) for e in data.get("evidence") or ()), data.get("reason"),
+                   data.get("metadata") or {})
 
 
 @dataclass
@@ -103,7 +103,7 @@ class Speaker:
 
     def to_dict(self, with_centroid: bool = True) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "label": self.label,
+            "speaker": self.label,
             "talk_time": round(self.talk_time, 3),
             "utterance_count": self.utterance_count,
         }
@@ -142,6 +142,7 @@ class Result:
     config: dict[str, Any] = field(default_factory=dict)
     uri: str = "audio"
     identification: IdentificationSummary | None = None
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def num_speakers(self) -> int:
@@ -173,25 +174,41 @@ class Result:
         exclusive = sum(u.duration for u in exclusive_utterances(self.utterances, 0.0))
         return max(sum(u.duration for u in self.utterances) - exclusive, 0.0)
 
-    def to_dict(self, with_centroids: bool = True) -> dict[str, Any]:
-        out = {
+    def with_warnings(self, notes: Iterable[str]) -> "Result":
+        """The same result with ``notes`` added to its warnings (each once, in order)."""
+        return dataclasses.replace(self, warnings=list(dict.fromkeys([*self.warnings, *notes])))
+
+    def to_dict(self, with_centroids: bool = False, include_config: bool = False) -> dict[str, Any]:
+        """The one JSON document of a result, as the CLI, batch outputs and the HTTP API give it.
+
+        Utterances carry their speaker's identity (without its evidence, which is on the speaker); centroids
+        and the pipeline's configuration are left out unless asked for.
+        """
+        said = {s.label: {k: v for k, v in s.identity.to_dict().items() if k != "evidence"}
+                for s in self.speakers if s.identity is not None and s.identity.assigned}
+        utterances = []
+        for u in self.utterances:
+            item = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(u).items() if v is not None}
+            if u.speaker in said:
+                item["identity"] = said[u.speaker]
+            utterances.append(item)
+        out: dict[str, Any] = {
             "uri": self.uri,
             "audio_duration": round(self.duration, 3),
             "num_speakers": self.num_speakers,
             "model": self.model,
-            "utterances": [
-                {k: (round(v, 3) if isinstance(v, float) else v) for k, v in asdict(u).items() if v is not None}
-                for u in self.utterances
-            ],
+            "utterances": utterances,
             "speakers": [s.to_dict(with_centroids) for s in self.speakers],
-            "config": self.config,
         }
         if self.identification is not None:
             out["identification"] = self.identification.to_dict()
+        out["warnings"] = list(self.warnings)
+        if include_config:
+            out["config"] = self.config
         return out
 
-    def to_json(self, with_centroids: bool = True, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(with_centroids), indent=indent)
+    def to_json(self, with_centroids: bool = False, indent: int | None = 2, include_config: bool = False) -> str:
+        return json.dumps(self.to_dict(with_centroids, include_config), indent=indent)
 
     def to_rttm(self) -> str:
         return annotation_to_rttm(self.to_annotation())
@@ -201,10 +218,11 @@ class Result:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Result":
-        utterances = [Utterance(**u) for u in data["utterances"]]
+        fields = {f.name for f in dataclasses.fields(Utterance)}
+        utterances = [Utterance(**{k: v for k, v in u.items() if k in fields}) for u in data["utterances"]]
         speakers = [
             Speaker(
-                label=s["label"],
+                label=s["speaker"] if "speaker" in s else s["label"],  # "label" before output version 2
                 talk_time=s["talk_time"],
                 utterance_count=s["utterance_count"],
                 centroid=np.asarray(s["centroid"], dtype=np.float32) if s.get("centroid") else None,
@@ -215,7 +233,8 @@ class Result:
         ]
         summary = data.get("identification")
         return cls(utterances, speakers, data["audio_duration"], data.get("model", ""), data.get("config", {}),
-                   data.get("uri", "audio"), IdentificationSummary.from_dict(summary) if summary else None)
+                   data.get("uri", "audio"), IdentificationSummary.from_dict(summary) if summary else None,
+                   list(data.get("warnings", ())))
 
 
 def exclusive_utterances(utterances: list[Utterance], min_duration: float = 0.05) -> list[Utterance]:

@@ -289,7 +289,7 @@ class DirectoryJobs:
         try:
             if output_format == "rttm":
                 return rttm_path.read_text()
-            return BatchFileResult.from_document(json.loads(json_path.read_text()))
+            return BatchFileResult.model_validate_json(json_path.read_text())
         except FileNotFoundError:
             pass
         record = read_journal(self.out_dir(job.id)).get(name)

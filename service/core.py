@@ -234,6 +234,7 @@ class Service:
     def finish_job(self, job: JobRecord, result: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
         """The stored response of a finished job; a voiceprint store outage costs the voice fields, not the result."""
         self.metrics.audio_seconds.labels("job").inc(result["audio_duration"])
+        result = {**result, "uri": uri_of(job.filename) if job.filename else job.id}  # as the route's RTTM
         options = self.job_options(job)
         try:
             response = self.respond(job.tenant, result, warnings, options, file_id=job.id)

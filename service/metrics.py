@@ -6,6 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -79,7 +80,16 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = route_label(scope)
             method = method_label(scope["method"])
             self.metrics.requests.labels(method, route, str(status[0])).inc()
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
+
+
+def route_label(scope: Scope) -> str:
+    """The route template that served a request; FastAPI's own routes (``/docs``, ``/openapi.json``) are plain
+    Starlette routes that leave no ``route`` in the scope, so they are matched here."""
+    route = scope.get("route")
+    if route is None:
+        route = next((r for r in getattr(scope.get("app"), "routes", ()) if r.matches(scope)[0] is Match.FULL), None)
+    return getattr(route, "path", None) or "unmatched"

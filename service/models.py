@@ -189,42 +189,34 @@ class Speaker(BaseModel):
 
 
 class DiarizeResponse(BaseModel):
-    """Who spoke when in one recording."""
+    """Who spoke when in one recording: the library's ``Result.to_dict()`` document (one schema for the CLI, batch
+    outputs and the API), plus ``voice_id`` per speaker for jobs and ``speaker_id``/``score`` for enrolled matches."""
 
+    uri: str | None = Field(None, description="File id (from the uploaded file's name), as in RTTM.")
     utterances: list[Utterance]
     speakers: list[Speaker]
     num_speakers: int
     audio_duration: float
     model: str
     identification: IdentificationSummary | None = None
-    warnings: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list, description=(
+        "Why a result may surprise: no speech found, a speaker count the audio could not meet, a truncated file."))
 
     @classmethod
-    def from_result(cls, data: dict[str, Any], warnings: list[str] = (), matches: Any = ()) -> "DiarizeResponse":
-        """From ``Result.to_dict()``; voiceprint ``matches`` add ``speaker_id`` and ``score`` to identities."""
+    def from_result(cls, data: dict[str, Any], warnings: Any = (), matches: Any = ()) -> "DiarizeResponse":
+        """From ``Result.to_dict()``, with the worker's ``warnings`` added; voiceprint ``matches`` add
+        ``speaker_id`` and ``score`` to the identities they decided."""
+        response = cls.model_validate({**data, "warnings": list(dict.fromkeys([*data.get("warnings", ()),
+                                                                                *warnings]))})
         enrolled = {m.label: m for m in matches if m.name}
-        speakers = []
-        for s in data["speakers"]:
-            identity = Identity.model_validate(s["identity"]) if s.get("identity") else None
-            match = enrolled.get(s["label"])
-            if identity is not None and match is not None and identity.name == match.name:
-                identity.speaker_id, identity.score = match.speaker_id, round(match.score, 4)
-            speakers.append(Speaker(speaker=s["label"], talk_time=s["talk_time"], utterance_count=s["utterance_count"],
-                                    channel=s.get("channel"), identity=identity))
-        said = {s.speaker: s.identity.model_copy(update={"evidence": None})
-                for s in speakers if s.identity is not None and s.identity.assigned}
-        keys = ("speaker", "start", "end", "confidence", "channel", "text")
-        summary = data.get("identification")
-        return cls(
-            utterances=[Utterance(**{k: u[k] for k in keys if k in u}, identity=said.get(u["speaker"]))
-                        for u in data["utterances"]],
-            speakers=speakers,
-            num_speakers=data["num_speakers"],
-            audio_duration=data["audio_duration"],
-            model=data["model"],
-            identification=IdentificationSummary.model_validate(summary) if summary else None,
-            warnings=list(warnings),
-        )
+        for speaker in response.speakers:
+            match = enrolled.get(speaker.speaker)
+            if speaker.identity is not None and match is not None and speaker.identity.name == match.name:
+                speaker.identity.speaker_id, speaker.identity.score = match.speaker_id, round(match.score, 4)
+                for u in response.utterances:
+                    if u.speaker == speaker.speaker and u.identity is not None:
+                        u.identity.speaker_id, u.identity.score = speaker.identity.speaker_id, speaker.identity.score
+        return response
 
 
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
@@ -309,14 +301,6 @@ class BatchFileResult(DiarizeResponse):
 
     file: str
     speakers: list[BatchSpeaker]
-
-    @classmethod
-    def from_document(cls, doc: dict[str, Any]) -> "BatchFileResult":
-        """From the batch output JSON of one file."""
-        base = DiarizeResponse.from_result(doc, doc.get("warnings", ()))
-        speakers = [BatchSpeaker(**{**speaker.model_dump(), "voice_id": s.get("voice_id"), "name": s.get("name")})
-                    for speaker, s in zip(base.speakers, doc["speakers"])]
-        return cls(**{**base.model_dump(), "speakers": speakers, "file": doc["file"]})
 
 
 class EnrolledSpeaker(BaseModel):

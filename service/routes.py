@@ -13,14 +13,15 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from diarize.captions import to_captions
 from diarize.identity import parse_channel_roles
-from diarize.result import Utterance as LibUtterance
-from diarize.result import annotation_from_utterances, annotation_to_rttm
+from diarize.result import Result
 
 from .auth import Tenant
 from .batch import is_listing
 from .core import Service, uri_of
 from .errors import ApiError, redact
+from .fields import known_fields, unknown_field
 from .models import (
     BatchFileResult,
     BatchResult,
@@ -55,7 +56,11 @@ ERRORS = {
     }.items()
 }  # fmt: skip
 
-OutputFormat = Annotated[Literal["json", "rttm"], Query(alias="format", description="json (default) or rttm")]
+OutputFormat = Annotated[Literal["json", "rttm", "srt", "vtt", "txt"], Query(
+    alias="format", description="json (default), rttm, or captions on the exclusive view: srt, vtt, txt "
+                                "('Speaker: words' lines; utterance times without a transcript)")]
+MEDIA_TYPES = {"rttm": "text/plain", "txt": "text/plain", "srt": "application/x-subrip", "vtt": "text/vtt"}
+TEXT_CONTENT = {media: {} for media in MEDIA_TYPES.values()}
 
 
 MAX_TRANSCRIPT_BYTES = 64 * 1024 * 1024
@@ -86,6 +91,9 @@ def _parse(model: type, field: str, raw: str | None):
     try:
         return model.model_validate(_json(field, raw))
     except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:
+            raise unknown_field(str(first["loc"][0]), model.model_fields, field, "invalid_options") from None
         raise _invalid(exc, field) from None
 
 
@@ -154,10 +162,11 @@ def form_options(
 Options = Annotated[DiarizeOptions, Depends(form_options)]
 
 
-def rttm(response: dict, uri: str) -> PlainTextResponse:
-    utterances = [LibUtterance(u["speaker"], u["start"], u["end"]) for u in response["utterances"]]
-    text = annotation_to_rttm(annotation_from_utterances(utterances, uri))
-    return PlainTextResponse(text, media_type="text/plain")
+def exported(response: dict, output_format: str, uri: str) -> Response:
+    """A result document as RTTM or captions (the library's writers)."""
+    result = Result.from_dict({**response, "uri": uri})
+    text = result.to_rttm() if output_format == "rttm" else to_captions(result, output_format)
+    return Response(text, media_type=f"{MEDIA_TYPES[output_format]}; charset=utf-8")
 
 
 def _job_response(job, status_code: int = 202) -> JSONResponse:
@@ -165,7 +174,8 @@ def _job_response(job, status_code: int = 202) -> JSONResponse:
     return JSONResponse(body, status_code=status_code, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
-v1 = APIRouter(prefix="/v1", tags=["diarization"], responses={k: v for k, v in ERRORS.items() if k in (400, 401, 422)})
+v1 = APIRouter(prefix="/v1", tags=["diarization"], dependencies=[Depends(known_fields)],
+               responses={k: v for k, v in ERRORS.items() if k in (400, 401, 422)})
 
 
 @v1.post(
@@ -173,7 +183,7 @@ v1 = APIRouter(prefix="/v1", tags=["diarization"], responses={k: v for k, v in E
     response_model=DiarizeResponse,
     response_model_exclude_none=True,
     responses={**ERRORS, 202: {"model": Job, "description": "Audio too long to answer now: a job was created"},
-               200: {"content": {"text/plain": {}}, "description": "The result (JSON, or RTTM with ?format=rttm)"}},
+               200: {"content": TEXT_CONTENT, "description": "The result (JSON, or RTTM / captions with ?format=)"}},
     summary="Diarize one audio file",
 )
 async def diarize(
@@ -198,8 +208,8 @@ async def diarize(
         response = await svc.diarize(tenant, path, options, info, file.filename)
     finally:
         remove(path)
-    if output_format == "rttm":
-        return rttm(response.model_dump(), uri_of(file.filename))
+    if output_format != "json":
+        return exported(response.model_dump(exclude_none=True), output_format, uri_of(file.filename))
     return response
 
 
@@ -264,15 +274,16 @@ def get_job(svc: Svc, tenant: Tenant, job_id: str):
     response_model=DiarizeResponse | BatchResult,
     response_model_exclude_none=True,
     responses={**ERRORS, 409: {"model": ErrorResponse, "description": "Not finished, or failed"},
-               200: {"content": {"text/plain": {}}, "description": "The result (JSON, or RTTM with ?format=rttm); "
+               200: {"content": TEXT_CONTENT, "description": "The result (JSON, or RTTM / captions with ?format=); "
                                                                    "a directory job's: its summary and files"}},
     summary="A finished job's result",
 )
 def job_result(svc: Svc, tenant: Tenant, job_id: str, output_format: OutputFormat = "json"):
     """One file's result, or a directory job's summary and per-file records (each file: ``files/{file}``)."""
     job = svc.own_job(tenant, job_id)
-    if job.batch is not None and output_format == "rttm":
-        raise ApiError(422, "invalid_request", "a directory job has one RTTM per file: GET files/{file}?format=rttm")
+    if job.batch is not None and output_format != "json":
+        raise ApiError(422, "invalid_request", f"a directory job has one {output_format} per file: "
+                                               f"GET files/{{file}}?format={output_format}")
     if job.status == "failed":
         raise ApiError(409, "job_failed", f"the job failed: {job.error_code}: {job.error_message}")
     if job.status != "succeeded":
@@ -281,8 +292,8 @@ def job_result(svc: Svc, tenant: Tenant, job_id: str, output_format: OutputForma
         response = json.loads(svc.store.result_path(job.id).read_text())
     except (OSError, ValueError):
         raise ApiError(410, "result_missing", "the result file of this job is gone from the server") from None
-    if output_format == "rttm":
-        return rttm(response, uri_of(job.filename) if job.filename else job.id)
+    if output_format != "json":
+        return exported(response, output_format, uri_of(job.filename) if job.filename else job.id)
     return response
 
 
@@ -291,7 +302,7 @@ def job_result(svc: Svc, tenant: Tenant, job_id: str, output_format: OutputForma
     response_model=BatchFileResult,
     response_model_exclude_none=True,
     responses={**ERRORS, 409: {"model": ErrorResponse, "description": "Not diarized yet, or failed"},
-               200: {"content": {"text/plain": {}}, "description": "The file's result (JSON, or RTTM)"}},
+               200: {"content": TEXT_CONTENT, "description": "The file's result (JSON, RTTM or captions)"}},
     summary="One file of a directory job",
 )
 def job_file(svc: Svc, tenant: Tenant, job_id: str, file: str, output_format: OutputFormat = "json"):
@@ -302,6 +313,8 @@ def job_file(svc: Svc, tenant: Tenant, job_id: str, file: str, output_format: Ou
     found = svc.batches.file_result(job, file, output_format)
     if output_format == "rttm":
         return PlainTextResponse(found, media_type="text/plain")
+    if output_format != "json":
+        return exported(found.model_dump(exclude_none=True), output_format, uri_of(file))
     return found
 
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Callable, TypeVar
 
 import anyio
 import numpy as np
-from fastapi import APIRouter, Body, File, Form, Response, UploadFile
+from fastapi import APIRouter, Body, Depends, File, Form, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from diarize.errors import MetadataError, SpeakerExistsError, SpeakerNotFoundError
@@ -19,6 +19,7 @@ from diarize.result import Result
 from .auth import Tenant
 from .core import Service
 from .errors import ApiError
+from .fields import known_fields
 from .models import (
     Appearance,
     Candidate,
@@ -38,7 +39,8 @@ from .uploads import remove, spool, spool_path
 
 T = TypeVar("T")
 MAX_SAMPLES = 20
-router = APIRouter(prefix="/v1", responses={k: v for k, v in ERRORS.items() if k in (400, 401, 422)})
+router = APIRouter(prefix="/v1", dependencies=[Depends(known_fields)],
+                   responses={k: v for k, v in ERRORS.items() if k in (400, 401, 422)})
 VOICE_ERRORS = {**ERRORS, 409: ERRORS[422] | {"description": "Name taken, or model mismatch"},
                 503: ERRORS[503] | {"description": "Voiceprint store unavailable (see Retry-After)"}}
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -534,3 +536,19 @@ def wav_at(rate: int, folder) -> str:
     path = folder / f"tone-{rate}.wav"
     sf.write(path, (0.3 * np.sin(np.arange(rate) / 10)).astype(np.float32), rate)
     return str(path)
+
+
+def test_decoders_print_nothing_and_a_text_file_is_not_audio(data_dir, tmp_path):
+    """libmpg123 inside libsndfile prints "error: part2_3_length ..." for this MP3 on fd 2; nothing reaches the
+    user's terminal, and a text file named .mp3 is "not an audio file", not "does not exist"."""
+    mp3 = tmp_path / "meeting.mp3"
+    sf.write(mp3, sf.read(data_dir / "ami-excerpts" / "trn09.wav", dtype="float32")[0], 16000, format="MP3")
+    text = tmp_path / "notes.mp3"
+    text.write_text("minutes of the meeting\n" * 200)
+    script = (f"from diarize.audio import load_audio\nprint(round(load_audio({str(mp3)!r}).duration))\n"
+              f"try:\n    load_audio({str(text)!r})\nexcept Exception as exc:\n    print(type(exc).__name__, exc)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.stderr == ""
+    duration, error = out.stdout.splitlines()
+    assert duration == "30"
+    assert error.startswith(f"UnsupportedAudioError {text}: not an audio file") and "does not exist" not in error

@@ -141,7 +141,7 @@ def test_hooks_run_in_input_order_and_their_ids_reach_every_output(archive, tmp_
     good = [f for f in discover(archive) if not f.rel.endswith("broken.wav")]
     assert calls == [str(f.path) for f in good]
     doc = json.loads((out / "agent-a/call-1.wav.json").read_text())
-    assert [(s["label"], s["voice_id"], s["name"]) for s in doc["speakers"]] == [
+    assert [(s["speaker"], s["voice_id"], s["name"]) for s in doc["speakers"]] == [
         ("A", "voice-call-1-A", "alice"), ("B", "voice-call-1-B", None)]
     row = json.loads((out / "index.jsonl").read_text().splitlines()[1])
     assert row["voice_ids"] == ["voice-call-1-A", "voice-call-1-B"] and row["names"] == ["alice", None]
@@ -290,10 +290,11 @@ def test_multichannel_calls_get_speakers_per_channel(data_dir, tmp_path):
     stereo = np.stack([sides, mono - sides], axis=1)  # agent on the left, customer on the right
     (tmp_path / "src").mkdir()
     sf.write(tmp_path / "src" / "call.wav", stereo, 16000)
-    summary = run_batch(tmp_path / "src", tmp_path / "out", BatchOptions(workers=1, multichannel=True))
+    summary = run_batch(tmp_path / "src", tmp_path / "out", BatchOptions(workers=1, multichannel=True,
+                                                                         include_config=True))
     assert summary.ok == 1
     doc = json.loads((tmp_path / "out" / "call.wav.json").read_text())
-    assert [(s["label"], s["channel"]) for s in doc["speakers"]] == [("1A", 1), ("2A", 2)]
+    assert [(s["speaker"], s["channel"]) for s in doc["speakers"]] == [("1A", 1), ("2A", 2)]
     assert doc["config"]["multichannel"]["mode"] == "per channel"
 
 

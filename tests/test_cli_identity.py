@@ -41,7 +41,7 @@ def test_multichannel_call_with_channel_roles_and_transcript(stereo_call):
                       "--transcript", str(stereo_call / "words.json"), "-q")
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    identities = {s["label"]: s["identity"] for s in data["speakers"]}
+    identities = {s["speaker"]: s["identity"] for s in data["speakers"]}
     assert set(identities) == {"1A", "2A"}
     assert (identities["1A"]["name"], identities["1A"]["role"]) == ("Sarah", "Agent")
     assert identities["2A"]["role"] == "Customer"

@@ -56,12 +56,12 @@ def test_enroll_list_identify_rename_delete(files):
     data = json.loads(out.stdout)
     names = sorted((m["name"] or "") for m in data["matches"])
     assert names == ["", "Sarah"], data["matches"]
-    labels = {s["label"] for s in data["speakers"]}
+    labels = {s["speaker"] for s in data["speakers"]}
     assert "Sarah" in labels and len(labels) == 2
 
     out = diarize_cli("run", str(files["talk"]), "--identify", "--quiet", *store)
     assert out.returncode == 0, out.stderr
-    assert "Sarah" in {s["label"] for s in json.loads(out.stdout)["speakers"]}
+    assert "Sarah" in {s["speaker"] for s in json.loads(out.stdout)["speakers"]}
 
     out = diarize_cli("identify", str(files["talk"]), "--tenant", "other", *store)
     assert out.returncode == 0, out.stderr

@@ -10,6 +10,7 @@ from diarize.identity import (
     IdentificationRequest,
     attach_transcript,
     attribute_words,
+    identify,
     load_transcript,
     parse_transcript,
 )
@@ -142,3 +143,37 @@ def test_word_assignment_of_100k_words_to_5k_utterances_is_well_under_a_second()
     timing = measure(100_000, 5_000, repeats=1)
     assert timing.sweep_s < 0.25 and timing.attach_s < 1.0, timing
     assert check_against_brute_force(sample=500)
+
+
+def test_an_utterance_cut_inside_a_phrase_is_joined_and_a_finished_sentence_is_not():
+    utterances = [Utterance("A", 0.0, 1.4), Utterance("A", 1.6, 3.0), Utterance("A", 3.2, 4.0),
+                  Utterance("B", 4.5, 6.0)]
+    words = [Word("Thanks", 0.1, 0.4), Word("Alice,", 0.5, 0.9), Word("my", 1.0, 1.3), Word("name", 1.7, 2.0),
+             Word("is", 2.1, 2.3), Word("Bob.", 2.4, 2.8), Word("Shall", 3.3, 3.5), Word("we?", 3.6, 3.9),
+             Word("Sure.", 4.6, 5.0)]
+    out = attach_transcript(utterances, words, max_gap=1.0)
+    assert [(u.speaker, u.start, u.end, u.text) for u in out.utterances] == [
+        ("A", 0.0, 3.0, "Thanks Alice, my name is Bob."), ("A", 3.2, 4.0, "Shall we?"), ("B", 4.5, 6.0, "Sure.")]
+    assert [len(w) for w in out.words] == [6, 2, 1]
+
+
+def test_self_introductions_name_speakers_without_a_list_of_names():
+    """ "I'm Alice", "my name is Bob" and "I'm Carol from engineering" each name their speaker; nobody is told
+    "no evidence ... for any of: Bob"."""
+    from diarize.result import Result, Speaker
+
+    def said(text, start):
+        return [{"word": w, "start": start + 0.3 * i, "end": start + 0.3 * i + 0.25}
+                for i, w in enumerate(text.split())]
+
+    words = (said("Hi everyone, I'm Alice.", 0.0) + said("Thanks Alice, my name is Bob.", 3.0)
+             + said("Hello, I'm Carol from engineering.", 6.0) + said("And this is Dave (from sales).", 9.0))
+    result = Result([Utterance("A", 0, 1.5), Utterance("B", 2.9, 4.9), Utterance("C", 5.9, 8.0),
+                     Utterance("D", 8.9, 11.0)],
+                    [Speaker("A", 1.5, 1), Speaker("B", 2.0, 1), Speaker("C", 2.1, 1), Speaker("D", 2.1, 1)], 12.0)
+    out = identify(result, IdentificationRequest.parse({"transcript": words}))
+    assert {s.label: s.identity.name for s in out.speakers} == {"A": "Alice", "B": "Bob", "C": "Carol", "D": "Dave"}
+    assert all(s.identity.reason is None for s in out.speakers)
+    lower = [{**w, "word": w["word"].lower()} for w in said("i'm happy to be here.", 0.0)]
+    assert identify(Result([Utterance("A", 0, 2)], [Speaker("A", 2, 1)], 3.0),
+                    IdentificationRequest.parse({"transcript": lower})).speakers[0].identity.name is None

@@ -67,9 +67,10 @@ def test_each_channel_is_one_speaker_labelled_by_channel(call_result):
     assert {u.speaker for u in call_result.utterances if u.channel == 2} == {"2A"}
     starts = [u.start for u in call_result.utterances]
     assert starts == sorted(starts)
-    data = json.loads(call_result.to_json(with_centroids=False))
+    data = json.loads(call_result.to_json(include_config=True))
     assert data["speakers"][0]["channel"] == 1 and {u["channel"] for u in data["utterances"]} == {1, 2}
     assert data["config"]["multichannel"]["mode"] == "per channel"
+    assert "config" not in json.loads(call_result.to_json())
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,15 @@ def result() -> Result:
 
 
 def test_json_round_trip_keeps_everything(result):
-    data = json.loads(result.to_json())
+    data = json.loads(result.to_json(with_centroids=True))
     assert data["num_speakers"] == 2 and data["audio_duration"] == 6.0
     back = Result.from_dict(data)
     assert back.utterances == result.utterances
     assert np.allclose(back.speaker("A").centroid, 0.5)
-    assert "centroid" not in json.loads(result.to_json(with_centroids=False))["speakers"][0]
+    assert "centroid" not in json.loads(result.to_json())["speakers"][0]
+    stored_before = {**data, "speakers": [{("label" if k == "speaker" else k): v for k, v in s.items()}
+                                          for s in data["speakers"]]}  # results written before output version 2
+    assert [s.label for s in Result.from_dict(stored_before).speakers] == ["A", "B"]
 
 
 def test_rttm_round_trip(result, tmp_path):

@@ -176,11 +176,9 @@ class _Job:
             names = _call(identify, "identification", result)
             for speaker in doc["speakers"]:
                 if voice_ids is not None:
-                    speaker["voice_id"] = voice_ids.get(speaker["label"])
+                    speaker["voice_id"] = voice_ids.get(speaker["speaker"])
                 if names is not None:
-                    speaker["name"] = names.get(speaker["label"])
-            if payload.get("warnings"):
-                doc["warnings"] = payload["warnings"]
+                    speaker["name"] = names.get(speaker["speaker"])
             doc["batch"] = {"input_key": key, "config_hash": self.config_hash}
             self.folder.write_outputs(inp.rel, doc, result.to_rttm())
             record = record_from_document(inp.rel, doc, key, self.config_hash, payload.get("seconds"))

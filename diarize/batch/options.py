@@ -14,7 +14,7 @@ from ..config import PipelineConfig
 from ..speaker_count import speaker_bounds
 
 #: Bump when the per-file output changes shape: every file is then redone.
-OUTPUT_VERSION = 1
+OUTPUT_VERSION = 2
 
 
 class BatchOptions(BaseModel):
@@ -37,6 +37,7 @@ class BatchOptions(BaseModel):
     ray: str | None = Field(None, description="Ray address: 'auto', 'local' or host:port; None for the local pool.")
     content_key: Literal["stat", "sha256"] = Field("stat", description="Input identity: size+mtime, or a hash.")
     retry_failed: bool = Field(False, description="Try again inputs that failed in an earlier run.")
+    include_config: bool = Field(False, description="Add the pipeline's configuration to each file's JSON.")
 
     def check(self) -> None:
         """Raise ConfigError for hints no file could satisfy."""
@@ -57,6 +58,7 @@ class BatchOptions(BaseModel):
             "multichannel": self.multichannel,
             "fingerprint": self.fingerprint,
             "identify": self.identify,
+            "include_config": self.include_config,
             "voices": {"store": self.store, "tenant": self.tenant} if voices else None,
         }
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]

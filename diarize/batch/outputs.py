@@ -176,7 +176,7 @@ def record_from_document(rel: str, doc: dict[str, Any], input_key: str | None, c
     speakers = doc.get("speakers", [])
     return FileRecord(
         file=rel, status="ok", duration=doc.get("audio_duration"), speakers=doc.get("num_speakers"),
-        labels=tuple(s["label"] for s in speakers),
+        labels=tuple(s["speaker"] for s in speakers),
         voice_ids=tuple(s.get("voice_id") for s in speakers) if any("voice_id" in s for s in speakers) else (),
         names=tuple(s.get("name") for s in speakers) if any("name" in s for s in speakers) else (),
         input_key=input_key, config_hash=config_hash, seconds=seconds,

@@ -39,12 +39,12 @@ class Worker:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 audio = load_audio(path, self.options.pipeline.audio, mono=not self.options.multichannel)
-            result = self.diarize(audio, **self.options.hints)
-            out = result.to_dict(with_centroids=True)
-            # the user's embedding settings, not this worker's thread count: outputs must not depend on it
-            out["config"] = {**out["config"], "embedding": self.options.pipeline.embedding.model_dump(mode="json")}
-            return {"result": out, "warnings": sorted({str(w.message) for w in caught}),
-                    "seconds": time.perf_counter() - start}
+            result = self.diarize(audio, **self.options.hints).with_warnings(sorted({str(w.message) for w in caught}))
+            out = result.to_dict(with_centroids=True, include_config=self.options.include_config)
+            if self.options.include_config:
+                # the user's embedding settings, not this worker's thread count: outputs must not depend on it
+                out["config"] = {**out["config"], "embedding": self.options.pipeline.embedding.model_dump(mode="json")}
+            return {"result": out, "warnings": result.warnings, "seconds": time.perf_counter() - start}
         except DiarizeError as exc:
             message = str(exc)
         except Exception as exc:  # a bug or resource failure on this file must not end the run

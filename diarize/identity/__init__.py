@@ -87,6 +87,9 @@ def identify(
     if by_prior:
         notes.append(f"weak prior, for want of evidence, decided: {', '.join(by_prior)}")
     speakers = [dataclasses.replace(s, identity=identities[s.label]) for s in result.speakers]
+    if request.words:  # utterances joined inside a phrase: fewer of them
+        speakers = [dataclasses.replace(s, utterance_count=sum(u.speaker == s.label and u.channel == s.channel
+                                                               for u in utterances)) for s in speakers]
     return dataclasses.replace(result, utterances=utterances, speakers=speakers,
                                identification=IdentificationSummary(leftover, notes))
 

@@ -223,10 +223,11 @@ def _introductions(turn: _Turn, aliases: set[tuple[str, ...]], roles: dict[str, 
                 found = _open_name(toks, k, has_caps)
                 strong = trigger in _STRONG_INTROS
                 titled = found is not None and found[2] is not None
-                this_is = trigger == ("this", "is") and found is not None and has_caps and (
+                # "I'm Alice.", "this is Carol from engineering": a capitalised name that ends the phrase
+                phrase = found is not None and has_caps and (
                     found[0] == len(toks) or toks[found[0] - 1].stop != ""
                     or toks[found[0]].norm in _AFTER_THIS_IS)
-                if found is not None and not (strong or titled or this_is):
+                if found is not None and not (strong or titled or phrase):
                     found = None
             if found is not None:
                 end, display, kind = found

@@ -239,7 +239,26 @@ def attach_transcript(utterances: list[Utterance], words: list[Word], max_gap: f
     rows_out += [(Utterance(UNKNOWN, ws[0].start, max(w.end for w in ws), 0.0, ws[0].channel, join_words(ws)), ws)
                  for ws in loose]
     rows_out.sort(key=lambda r: (r[0].start, r[0].channel or 0))
+    rows_out = _join_phrases(rows_out, max_gap)
     return AttributedTranscript([r[0] for r in rows_out], [r[1] for r in rows_out], sum(len(ws) for ws in loose))
+
+
+def _join_phrases(rows: list[tuple[Utterance, list[Word]]], max_gap: float) -> list[tuple[Utterance, list[Word]]]:
+    """Consecutive utterances of one speaker joined where the cut falls inside a phrase: the first one's last word
+    ends no sentence and the next word follows within ``max_gap`` ("thanks Alice my" / "name is Bob")."""
+    out: list[tuple[Utterance, list[Word]]] = []
+    for u, ws in rows:
+        if out and ws:
+            last, last_words = out[-1]
+            if (last.speaker == u.speaker != UNKNOWN and last.channel == u.channel and last_words
+                    and not last_words[-1].text.rstrip("\"')]").endswith((".", "?", "!"))
+                    and ws[0].start - last_words[-1].end <= max_gap):
+                words = last_words + ws
+                out[-1] = (replace(last, end=max(last.end, u.end), confidence=min(last.confidence, u.confidence),
+                                   text=join_words(words)), words)
+                continue
+        out.append((u, ws))
+    return out
 
 
 def join_words(words: list[Word]) -> str:
