@@ -37,7 +37,7 @@ import numpy as np
 import psutil
 import soundfile as sf
 
-from .load_service import DATA, ROOT, Sampler, _cpu_model, free_port, speech_file
+from .load_service import DATA, ROOT, Sampler, _cpu_model, free_port, speech_file, write_readme
 
 KEYS = {"acme": "abuse-acme", "globex": "abuse-globex"}
 UPLOAD_MB = 24  # the server's upload limit: above the large transcripts, below the oversized upload
@@ -554,15 +554,6 @@ def markdown(r: dict[str, Any]) -> str:
     ])
 
 
-def write_readme(path: Path, block: str) -> None:
-    text = path.read_text()
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=100, help="schemathesis examples per operation")
@@ -574,7 +565,7 @@ def main() -> None:
     result = run(args)
     print(json.dumps(result, indent=2))
     if args.readme:
-        write_readme(args.readme, markdown(result))
+        write_readme(args.readme, markdown(result), START, END, heading="")
     sys.exit(1 if result["failures"] else 0)
 
 

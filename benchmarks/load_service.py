@@ -225,12 +225,15 @@ def markdown(r: dict) -> str:
     ])
 
 
-def write_readme(path: Path, block: str) -> None:
+def write_readme(path: Path, block: str, start: str = START, end: str = END,
+                 heading: str = "## HTTP service under load\n\n") -> None:
+    """Put ``block`` (which begins with ``start`` and ends with ``end``) in place of the README's previous one, or
+    at its end under ``heading``."""
     text = path.read_text()
-    if START in text and END in text:
-        text = text[: text.index(START)] + block + text[text.index(END) + len(END):]
+    if start in text and end in text:
+        text = text[: text.index(start)] + block + text[text.index(end) + len(end):]
     else:
-        text = text.rstrip("\n") + "\n\n## HTTP service under load\n\n" + block + "\n"
+        text = text.rstrip("\n") + "\n\n" + heading + block + "\n"
     path.write_text(text)
 
 
