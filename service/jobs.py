@@ -363,9 +363,9 @@ class JobRunner:
     def _start_batch(self, job: JobRecord) -> None:
         run = _BatchRun(threading.Event(), threading.Thread(target=lambda: self._run_batch(job, run),
                                                             name=f"diarize-batch-{job.id[:8]}", daemon=True))
-        with self._wake:
+        with self._wake:  # started under the lock, so close() never finds a registered run it cannot join
             self._running[job.id] = run
-        run.thread.start()
+            run.thread.start()
 
     def _run_batch(self, job: JobRecord, run: _BatchRun) -> None:
         """A directory job in its own thread: its files go to the pool as JOB tasks, a few at a time."""
