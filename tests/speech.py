@@ -55,3 +55,9 @@ def build_conversation(
         cursor += len(speech)
     pieces.append(np.zeros(sample_rate // 2, dtype=np.float32))
     return np.concatenate(pieces), reference
+
+
+def two_reader_conversation(data_dir: Path) -> np.ndarray:
+    """Readers 2033 and 3080 taking two turns each: the short two-speaker recording of the CLI and API tests."""
+    a, b = reader_utterances(data_dir, "2033", 2), reader_utterances(data_dir, "3080", 2)
+    return build_conversation([("a", a[0]), ("b", b[0]), ("a", a[1]), ("b", b[1])])[0]

@@ -7,7 +7,7 @@ import soundfile as sf
 
 from diarize.result import read_rttm
 
-from .speech import build_conversation, reader_utterances
+from .speech import two_reader_conversation
 
 
 def diarize_cli(*args: str) -> subprocess.CompletedProcess:
@@ -16,8 +16,7 @@ def diarize_cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def two_speaker_file(data_dir, tmp_path_factory):
-    a, b = reader_utterances(data_dir, "2033", 2), reader_utterances(data_dir, "3080", 2)
-    audio, _ = build_conversation([("a", a[0]), ("b", b[0]), ("a", a[1]), ("b", b[1])])
+    audio = two_reader_conversation(data_dir)
     path = tmp_path_factory.mktemp("cli") / "talk.wav"
     sf.write(path, audio, 16000)
     return path

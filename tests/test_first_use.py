@@ -16,7 +16,7 @@ from diarize.captions import to_captions
 from diarize.pipeline import result_warnings
 from diarize.result import Evidence, Identity, Result, Speaker, Utterance
 
-from .speech import build_conversation, reader_utterances
+from .speech import reader_utterances, two_reader_conversation
 
 
 def diarize_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
@@ -33,8 +33,7 @@ def silent_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def two_readers(data_dir, tmp_path_factory):
-    a, b = reader_utterances(data_dir, "2033", 2), reader_utterances(data_dir, "3080", 2)
-    audio, _ = build_conversation([("a", a[0]), ("b", b[0]), ("a", a[1]), ("b", b[1])])
+    audio = two_reader_conversation(data_dir)
     path = tmp_path_factory.mktemp("first-use") / "talk.wav"
     sf.write(path, audio, 16000)
     return path

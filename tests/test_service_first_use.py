@@ -10,13 +10,12 @@ import numpy as np
 import pytest
 
 from .servicekit import auth, client, error_of, wait_job, wav_bytes
-from .speech import build_conversation, reader_utterances
+from .speech import two_reader_conversation
 
 
 @pytest.fixture(scope="module")
 def conversation(data_dir) -> bytes:
-    a, b = reader_utterances(data_dir, "2033", 2), reader_utterances(data_dir, "3080", 2)
-    audio, _ = build_conversation([("a", a[0]), ("b", b[0]), ("a", a[1]), ("b", b[1])])
+    audio = two_reader_conversation(data_dir)
     return wav_bytes(audio)
 
 
